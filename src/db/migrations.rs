@@ -1,0 +1,41 @@
+//! Schema migrations: plain `.sql` files compiled in, applied in order at start, each in its
+//! own transaction and recorded in `PRAGMA user_version`, so an existing file is upgraded.
+
+use rusqlite::Connection;
+
+/// Every migration, in order; the database's `user_version` counts how many are applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+
+/// Applies the migrations the database does not have yet.
+pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in (1..).zip(MIGRATIONS).skip(usize::try_from(applied).unwrap_or(0)) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i)?;
+        tx.commit()?;
+        tracing::info!(migration = i, "applied database migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_record_the_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        run(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        // The column names the original product fixes.
+        conn.prepare("SELECT id, ip, url, method, headers, body, created_at FROM qiwi_http_log")
+            .unwrap();
+        conn.prepare("SELECT id, account, code, sum, status FROM qiwi_transaction")
+            .unwrap();
+    }
+}

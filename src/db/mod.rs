@@ -1,0 +1,126 @@
+//! The only place with SQL. One writer thread owns the single read-write connection and
+//! commits whatever is queued in one transaction (group commit); reads go through a pool of
+//! read-only connections. Nothing here blocks an async runtime thread.
+
+pub mod http_log;
+mod migrations;
+pub mod transactions;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+
+pub use writer::Writer;
+
+/// How long a connection waits for SQLite's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite refused or failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No read connection could be had.
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The writer queue stayed full for too long (backpressure).
+    #[error("the database writer is overloaded")]
+    Busy,
+    /// The batch this change was part of could not be committed.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The writer thread has stopped.
+    #[error("the database writer has stopped")]
+    WriterGone,
+    /// A blocking task could not complete.
+    #[error("blocking task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    /// Opening or preparing the database file failed.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The database: a writer for every change and a read-only pool for queries.
+#[derive(Clone)]
+pub struct Db {
+    writer: Writer,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl Db {
+    /// Opens (creating it and its folder if needed) and migrates the database file.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| DbError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.into()))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| open_err(e.into()))?;
+        configure(&conn).map_err(|e| open_err(e.into()))?;
+        // WAL is a property of the file: set once by the writer, readers inherit it.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_err(e.into()))?;
+        migrations::run(&mut conn).map_err(|e| open_err(e.into()))?;
+
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(|c| configure(c));
+        let readers = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .build(manager)?;
+        Ok(Db {
+            writer: Writer::start(conn),
+            readers,
+        })
+    }
+
+    /// The single writer.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Runs `f` on a read-only connection off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get()?;
+            f(&conn)
+        })
+        .await?
+    }
+}
+
+/// Pragmas every connection gets. `synchronous=FULL` makes each commit durable on disk in WAL
+/// mode before it returns: a pay is answered 0 only after that.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// The current UTC time as stored in text columns.
+pub fn now_text() -> String {
+    format_time(chrono::Utc::now())
+}
+
+/// Formats a UTC time as stored in text columns: `YYYY-MM-DD HH:MM:SS`.
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}

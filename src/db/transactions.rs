@@ -1,0 +1,97 @@
+//! `qiwi_transaction`: one row per payment, which is also the webhook outbox entry.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::DbError;
+
+/// A payment to store, already validated by the protocol layer.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    /// QIWI's `txn_id` (column `code`).
+    pub code: String,
+    /// The customer's account.
+    pub account: String,
+    /// The exact sum in minor units (kopecks).
+    pub sum_minor: i64,
+    /// QIWI's `txn_date` as received.
+    pub txn_date: String,
+    /// The other request parameters, as a JSON object.
+    pub extra: String,
+}
+
+/// A stored payment as the protocol answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Our id, `prv_txn` in answers.
+    pub id: i64,
+    /// The stored account.
+    pub account: String,
+    /// The stored sum in minor units.
+    pub sum_minor: i64,
+}
+
+/// What storing a payment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// A new row was stored; its webhook delivery is due.
+    Created(Stored),
+    /// The same `txn_id` with the same account and sum was stored before: nothing changed.
+    Repeated(Stored),
+    /// The `txn_id` was stored before with another account or sum: nothing changed.
+    Conflict(Stored),
+    /// New payments are refused (maintenance) and this one was not stored before.
+    Refused,
+}
+
+/// Stores `p` unless its `code` is known, in which case the earlier row decides the outcome.
+/// The new row's webhook delivery is due at `now_ms` in the same transaction, so a payment
+/// never exists without its pending delivery.
+pub fn store(
+    conn: &Connection,
+    p: &NewPayment,
+    accept_new: bool,
+    now_text: &str,
+    now_ms: i64,
+) -> Result<StoreOutcome, DbError> {
+    let existing = conn
+        .prepare_cached("SELECT id, account, sum_minor FROM qiwi_transaction WHERE code = ?1")?
+        .query_row([&p.code], |r| {
+            Ok(Stored {
+                id: r.get(0)?,
+                account: r.get(1)?,
+                sum_minor: r.get(2)?,
+            })
+        })
+        .optional()?;
+    if let Some(s) = existing {
+        return Ok(if s.account == p.account && s.sum_minor == p.sum_minor {
+            StoreOutcome::Repeated(s)
+        } else {
+            StoreOutcome::Conflict(s)
+        });
+    }
+    if !accept_new {
+        return Ok(StoreOutcome::Refused);
+    }
+    conn.prepare_cached(
+        "INSERT INTO qiwi_transaction
+             (account, code, sum, status, created_at, sum_minor, txn_date, extra, delivery_due_ms)
+         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        p.account,
+        p.code,
+        // The float column is the original product's; sum_minor is exact.
+        p.sum_minor as f64 / 100.0,
+        now_text,
+        p.sum_minor,
+        p.txn_date,
+        p.extra,
+        now_ms
+    ])?;
+    Ok(StoreOutcome::Created(Stored {
+        id: conn.last_insert_rowid(),
+        account: p.account.clone(),
+        sum_minor: p.sum_minor,
+    }))
+}

@@ -1,0 +1,137 @@
+//! The single writer: one thread, one connection, group commit.
+//!
+//! SQLite has one write lock per file, so several writer connections only queue on it (and
+//! fail with "database is locked" under load). Instead every change is a job sent here; the
+//! thread takes all queued jobs, runs each in its own savepoint inside one transaction, commits
+//! once (one fsync for the whole batch) and only then tells each caller its result.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::DbError;
+
+/// How many jobs may wait for the writer before callers feel backpressure.
+const QUEUE: usize = 4096;
+/// How long a caller waits for room in a full queue before giving up (answering "try later").
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most jobs committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// What the thread calls with the commit's outcome once the batch is committed or rolled back.
+type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
+/// A job runs inside its savepoint; it reports whether its own work succeeded, and how to
+/// answer once the commit is known.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// A handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`. The thread ends when every handle is dropped.
+    pub fn start(conn: Connection) -> Writer {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || run(conn, rx))
+            .expect("spawning the database writer thread");
+        Writer { jobs }
+    }
+
+    /// Runs `f` in the writer's next transaction and returns its result once that transaction
+    /// is durably committed. If `f` fails its changes are rolled back (others' are not); if the
+    /// commit fails, every job in the batch gets the error.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let _ = tx.send(commit.and(result));
+            });
+            (ok, reply)
+        });
+        match tokio::time::timeout(SEND_TIMEOUT, self.jobs.send(job)).await {
+            Err(_) => return Err(DbError::Busy),
+            Ok(Err(_)) => return Err(DbError::WriterGone),
+            Ok(Ok(())) => {}
+        }
+        rx.await.map_err(|_| DbError::WriterGone)?
+    }
+}
+
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        let replies = commit_batch(&mut conn, batch.drain(..));
+        let (replies, outcome) = match replies {
+            Ok(replies) => (replies, Ok(())),
+            Err((replies, e)) => {
+                tracing::error!(error = %e, "database commit failed");
+                (replies, Err(e))
+            }
+        };
+        for reply in replies {
+            // rusqlite errors are not Clone: every caller learns the commit failed, and why.
+            reply(outcome.as_ref().map_err(|e| DbError::Commit(e.to_string())).copied());
+        }
+    }
+}
+
+type BatchError = (Vec<Reply>, DbError);
+
+fn commit_batch(
+    conn: &mut Connection,
+    jobs: impl Iterator<Item = Job>,
+) -> Result<Vec<Reply>, BatchError> {
+    let mut replies = Vec::new();
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            // Run nothing: each job must still be answered.
+            let replies = jobs.map(fail_job).collect();
+            return Err((replies, e.into()));
+        }
+    };
+    for job in jobs {
+        let reply = match tx.savepoint_with_name("job") {
+            Ok(mut sp) => {
+                let (ok, reply) = job(&sp);
+                if !ok {
+                    // Undo only this job's changes; the rest of the batch still commits.
+                    if let Err(e) = sp.rollback() {
+                        tracing::error!(error = %e, "rolling back a savepoint failed");
+                    }
+                }
+                if let Err(e) = sp.commit() {
+                    tracing::error!(error = %e, "releasing a savepoint failed");
+                }
+                reply
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "opening a savepoint failed");
+                fail_job(job)
+            }
+        };
+        replies.push(reply);
+    }
+    match tx.commit() {
+        Ok(()) => Ok(replies),
+        Err(e) => Err((replies, e.into())),
+    }
+}
+
+/// Answers a job that could not run: its reply gets the error, its work never happens.
+fn fail_job(job: Job) -> Reply {
+    Box::new(move |_| {
+        drop(job);
+    })
+}

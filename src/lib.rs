@@ -1,0 +1,11 @@
+//! qiwi-gateway: takes payments from QIWI terminals (the provider protocol), stores them in
+//! SQLite and forwards them to the merchant's backend.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod qiwi;
+
+/// The `User-Agent` of every outbound call.
+pub const USER_AGENT: &str = concat!("qiwi-gateway/", env!("CARGO_PKG_VERSION"));

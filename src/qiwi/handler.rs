@@ -1,0 +1,298 @@
+//! `/payment`: every request is answered per the protocol and logged in `qiwi_http_log`,
+//! whatever its outcome.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request as HttpRequest, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::check::Verdict;
+use super::{Answer, Command, Params, Rejection, Request, ResultCode, Rules, parse_params};
+use crate::app::AppState;
+use crate::db::http_log::{self, LogEntry};
+use crate::db::transactions::{self, NewPayment, StoreOutcome};
+use crate::db::{self, DbError};
+
+/// Largest request body accepted; larger ones get 413 and are logged without their body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What a request is answered, before it is logged.
+struct Outcome {
+    status: StatusCode,
+    body: String,
+    answer: Option<Answer>,
+    /// The log row was already written (by the pay job, in the payment's commit).
+    logged: bool,
+}
+
+impl Outcome {
+    fn http(status: StatusCode, text: &str) -> Outcome {
+        Outcome {
+            status,
+            body: text.to_owned(),
+            answer: None,
+            logged: false,
+        }
+    }
+
+    fn protocol(answer: Answer) -> Outcome {
+        Outcome {
+            status: StatusCode::OK,
+            body: answer.render(),
+            answer: Some(answer),
+            logged: false,
+        }
+    }
+}
+
+/// Handles `/payment` for any method.
+pub async fn any(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: HttpRequest,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let mut log = LogEntry {
+        ip: peer.ip().to_string(),
+        url: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        method: parts.method.to_string(),
+        headers: crate::http::headers_json(&parts.headers),
+        created_at: db::now_text(),
+        ..LogEntry::default()
+    };
+
+    let outcome = match axum::body::to_bytes(body, MAX_BODY).await {
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Outcome::http(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+            } else {
+                Outcome::http(StatusCode::BAD_REQUEST, "unreadable request body\n")
+            }
+        }
+        Ok(bytes) => {
+            log.body = String::from_utf8_lossy(&bytes).into_owned();
+            answer(&state, &parts.method, &parts.uri, &parts.headers, bytes, &mut log).await
+        }
+    };
+    log.status = outcome.status.as_u16();
+    log.response = outcome.body.clone();
+    if let Some(a) = &outcome.answer {
+        log.result = Some(i32::from(a.result.code()));
+    }
+    let outcome = finish_log(&state, log, outcome).await;
+
+    tracing::info!(
+        method = %parts.method,
+        status = outcome.status.as_u16(),
+        result = outcome.answer.as_ref().map(|a| a.result.code()),
+        txn_id = outcome.answer.as_ref().and_then(|a| a.osmp_txn_id.as_deref()),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "payment request"
+    );
+    respond(outcome)
+}
+
+/// Writes the log row unless the pay job already did, in the same commit as the payment.
+/// A protocol answer whose log row cannot be written becomes 1: the request is not recorded,
+/// so QIWI must ask again.
+async fn finish_log(state: &AppState, log: LogEntry, outcome: Outcome) -> Outcome {
+    if outcome.logged {
+        return outcome;
+    }
+    let result = state
+        .db
+        .writer()
+        .write(move |c| http_log::insert(c, &log))
+        .await;
+    match (result, &outcome.answer) {
+        (Ok(_), _) | (Err(_), None) => outcome,
+        (Err(e), Some(a)) => {
+            tracing::error!(error = %e, "could not log a protocol request");
+            Outcome::protocol(Answer::code(ResultCode::Temporary, a.osmp_txn_id.clone()))
+        }
+    }
+}
+
+fn respond(o: Outcome) -> Response {
+    let mut resp = (o.status, Body::from(o.body)).into_response();
+    let h = resp.headers_mut();
+    match o.status {
+        StatusCode::OK => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/xml; charset=utf-8"),
+            );
+        }
+        StatusCode::UNAUTHORIZED => {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"qiwi-gateway\", charset=\"UTF-8\""),
+            );
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            h.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        }
+        _ => {}
+    }
+    if o.status != StatusCode::OK {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    resp
+}
+
+async fn answer(
+    state: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    log: &mut LogEntry,
+) -> Outcome {
+    if let Some(auth) = &state.config.http_auth
+        && !crate::http::basic_auth_ok(headers, auth)
+    {
+        return Outcome::http(StatusCode::UNAUTHORIZED, "authentication required\n");
+    }
+    if method != Method::GET && method != Method::POST {
+        return Outcome::http(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
+    }
+    let mut params = Params::default();
+    parse_params(uri.query().unwrap_or("").as_bytes(), &mut params);
+    if !body.is_empty() {
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_none_or(|mime| {
+                mime.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form {
+            let echo = params.txn_id().map(str::to_owned);
+            return reject(Rejection::Malformed("unsupported content type"), echo);
+        }
+        parse_params(&body, &mut params);
+    }
+    let echo = params.txn_id().map(str::to_owned);
+    log.txn_id = echo.clone();
+    let cfg = &state.config;
+    let rules = Rules {
+        account_pattern: &cfg.account_pattern,
+        min_sum: cfg.min_sum,
+        max_sum: cfg.max_sum,
+    };
+    let req = match params.parse(&rules) {
+        Ok(r) => r,
+        Err(rejection) => return reject(rejection, echo),
+    };
+    match req.command {
+        Command::Check => check(state, &req).await,
+        Command::Pay => pay(state, req, log.clone()).await,
+    }
+}
+
+fn reject(r: Rejection, osmp_txn_id: Option<String>) -> Outcome {
+    Outcome::protocol(Answer {
+        osmp_txn_id,
+        prv_txn: None,
+        sum: None,
+        result: r.result_code(),
+        comment: r.comment(),
+    })
+}
+
+async fn check(state: &AppState, req: &Request) -> Outcome {
+    let echo = Some(req.txn_id.clone());
+    if !state.config.payments_enabled {
+        return reject(Rejection::Forbidden, echo);
+    }
+    let verdict = match &state.checker {
+        None => Verdict::Valid,
+        Some(c) => c.check(&req.account).await,
+    };
+    match verdict {
+        Verdict::Valid => Outcome::protocol(Answer::code(ResultCode::Ok, echo)),
+        Verdict::NotFound => reject(Rejection::AccountNotFound, echo),
+        Verdict::Unavailable => reject(Rejection::Temporary, echo),
+    }
+}
+
+/// Stores the payment and its log row in one job of the writer, so the answer costs one
+/// shared commit, and answers only once that commit is durable.
+async fn pay(state: &AppState, req: Request, mut log: LogEntry) -> Outcome {
+    let echo = Some(req.txn_id.clone());
+    let payment = NewPayment {
+        code: req.txn_id,
+        account: req.account,
+        sum_minor: req.sum.minor(),
+        txn_date: req
+            .txn_date
+            .as_ref()
+            .map_or_else(String::new, |d| d.as_str().to_owned()),
+        extra: serde_json::to_string(&req.extra).unwrap_or_else(|_| "{}".into()),
+    };
+    let accept_new = state.config.payments_enabled;
+    let job_echo = echo.clone();
+    let result = state
+        .db
+        .writer()
+        .write(move |c| -> Result<(Outcome, bool), DbError> {
+            let now = chrono::Utc::now();
+            let stored = transactions::store(
+                c,
+                &payment,
+                accept_new,
+                &db::format_time(now),
+                now.timestamp_millis(),
+            )?;
+            let created = matches!(stored, StoreOutcome::Created(_));
+            let outcome = pay_outcome(stored, job_echo);
+            log.status = outcome.status.as_u16();
+            log.response = outcome.body.clone();
+            log.result = outcome.answer.as_ref().map(|a| i32::from(a.result.code()));
+            http_log::insert(c, &log)?;
+            Ok((outcome, created))
+        })
+        .await;
+    match result {
+        Ok((outcome, created)) => {
+            if created {
+                state.payment_stored.notify_one();
+            }
+            Outcome {
+                logged: true,
+                ..outcome
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not store a payment");
+            reject(Rejection::Temporary, echo)
+        }
+    }
+}
+
+fn pay_outcome(stored: StoreOutcome, echo: Option<String>) -> Outcome {
+    match stored {
+        StoreOutcome::Created(s) | StoreOutcome::Repeated(s) => Outcome::protocol(Answer {
+            osmp_txn_id: echo,
+            prv_txn: Some(s.id),
+            sum: Some(super::Amount::from_minor(s.sum_minor)),
+            result: ResultCode::Ok,
+            comment: "OK",
+        }),
+        StoreOutcome::Conflict(_) => reject(Rejection::Conflict, echo),
+        StoreOutcome::Refused => reject(Rejection::Forbidden, echo),
+    }
+}
