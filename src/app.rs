@@ -44,6 +44,21 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Makes a webhook delivery due now (one transaction, or with `None` every undelivered
+    /// one) and wakes the worker. Returns how many deliveries were made due.
+    pub async fn resend(&self, id: Option<i64>) -> Result<usize, crate::db::DbError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let n = self
+            .db
+            .writer()
+            .write(move |c| crate::db::transactions::make_due(c, id, now))
+            .await?;
+        self.payment_stored.notify_one();
+        Ok(n)
+    }
+}
+
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -95,3 +95,19 @@ pub fn store(
         sum_minor: p.sum_minor,
     }))
 }
+
+/// Makes webhook deliveries due at `now_ms`: of one transaction (delivered or not: it is sent
+/// once more), or with `None` of every undelivered one. Returns how many were made due.
+pub fn make_due(conn: &Connection, id: Option<i64>, now_ms: i64) -> Result<usize, DbError> {
+    let n = match id {
+        Some(id) => conn.execute(
+            "UPDATE qiwi_transaction SET delivery_due_ms = ?1 WHERE id = ?2",
+            params![now_ms, id],
+        )?,
+        None => conn.execute(
+            "UPDATE qiwi_transaction SET delivery_due_ms = ?1 WHERE status = 0",
+            params![now_ms],
+        )?,
+    };
+    Ok(n)
+}

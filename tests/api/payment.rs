@@ -1,0 +1,103 @@
+//! `/payment`: the protocol end to end.
+
+use futures::future::join_all;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn pay_is_stored_once_and_repeats_answer_the_same() {
+    let app = spawn_app().await;
+    let first = app.pay("1001", "79001234567", "10.45").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.content_type, "text/xml; charset=utf-8");
+    assert_eq!(first.result(), 0);
+    assert_eq!(first.get("osmp_txn_id"), Some("1001"));
+    assert_eq!(first.get("sum"), Some("10.45"));
+    let prv = first.get("prv_txn").unwrap().to_owned();
+
+    let again = app.pay("1001", "79001234567", "10.45").await;
+    assert_eq!(again.result(), 0);
+    assert_eq!(again.get("prv_txn"), Some(prv.as_str()));
+    // 10.450 would be malformed, but 10.45 written differently is the same sum
+    let same_sum = app.pay("1001", "79001234567", "010.45").await;
+    assert_eq!(same_sum.result(), 0);
+    assert_eq!(same_sum.get("prv_txn"), Some(prv.as_str()));
+
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+    let (id, account, code, sum, status, minor, date): (i64, String, String, f64, i64, i64, String) =
+        app.db()
+            .query_row(
+                "SELECT id, account, code, sum, status, sum_minor, txn_date FROM qiwi_transaction",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            )
+            .unwrap();
+    assert_eq!(id.to_string(), prv);
+    assert_eq!((account.as_str(), code.as_str()), ("79001234567", "1001"));
+    assert_eq!((sum, status, minor), (10.45, 0, 1045));
+    assert_eq!(date, "20240101120000");
+}
+
+#[tokio::test]
+async fn pay_with_a_reused_txn_id_and_other_data_is_refused() {
+    let app = spawn_app().await;
+    assert_eq!(app.pay("7", "acc1", "5").await.result(), 0);
+    let other_sum = app.pay("7", "acc1", "5.01").await;
+    assert_eq!(other_sum.result(), 300);
+    assert_eq!(other_sum.get("prv_txn"), None);
+    assert_eq!(app.pay("7", "acc2", "5").await.result(), 300);
+    let (sum, account): (i64, String) = app
+        .db()
+        .query_row("SELECT sum_minor, account FROM qiwi_transaction", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((sum, account.as_str()), (500, "acc1"));
+}
+
+#[tokio::test]
+async fn twenty_identical_pays_at_once_make_one_row() {
+    let app = spawn_app().await;
+    let answers = join_all((0..20).map(|_| app.pay("555", "acc", "99.99"))).await;
+    let prv: Vec<_> = answers.iter().map(|a| a.get("prv_txn").unwrap().to_owned()).collect();
+    assert!(answers.iter().all(|a| a.result() == 0));
+    assert!(prv.iter().all(|p| *p == prv[0]), "{prv:?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}
+
+#[tokio::test]
+async fn many_distinct_concurrent_pays_each_get_their_own_row() {
+    let app = spawn_app().await;
+    let answers =
+        join_all((0..200).map(|i| app.pay_owned(format!("{}", 10_000 + i)))).await;
+    let mut prv: Vec<i64> = answers
+        .iter()
+        .map(|a| {
+            assert_eq!(a.result(), 0, "{}", a.raw);
+            a.get("prv_txn").unwrap().parse().unwrap()
+        })
+        .collect();
+    prv.sort_unstable();
+    prv.dedup();
+    assert_eq!(prv.len(), 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 200);
+    // each answer's prv_txn is the row of its own txn_id
+    for a in &answers {
+        let code: String = app
+            .db()
+            .query_row(
+                "SELECT code FROM qiwi_transaction WHERE id = ?1",
+                [a.get("prv_txn").unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(Some(code.as_str()), a.get("osmp_txn_id"));
+    }
+}
+
+impl TestApp {
+    async fn pay_owned(&self, txn_id: String) -> XmlAnswer {
+        self.pay(&txn_id, "acc", "1.00").await
+    }
+}
+
