@@ -4,10 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::any;
+use axum::response::Redirect;
+use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::admin;
 use crate::config::Config;
 use crate::db::Db;
 use crate::qiwi;
@@ -24,6 +26,8 @@ pub struct AppState {
     pub checker: Option<Checker>,
     /// Woken whenever a new payment is stored: its webhook is due.
     pub payment_stored: Arc<Notify>,
+    /// The admin UI's credentials and login limiter.
+    pub admin: admin::AdminState,
 }
 
 impl AppState {
@@ -40,6 +44,7 @@ impl AppState {
             db,
             checker,
             payment_stored: Arc::new(Notify::new()),
+            admin: admin::AdminState::default(),
         })
     }
 }
@@ -63,6 +68,9 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/payment", any(qiwi::handler::any))
+        .route("/", get(|| async { Redirect::to("/admin") }))
+        .nest("/admin", admin::router(&state))
+        .fallback(admin::not_found_public)
         .with_state(state)
 }
 
@@ -83,6 +91,10 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", state.config.listen_addr))?;
     let addr = listener.local_addr()?;
+    // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
+    admin::init(&state, addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("admin credentials: {e}"))?;
     if state.config.http_auth.is_none() {
         tracing::warn!(
             "HTTP_AUTH_USERNAME/HTTP_AUTH_PASSWORD are not set: /payment is OPEN to anyone \
@@ -95,7 +107,7 @@ pub async fn start(
             .with_graceful_shutdown(shutdown)
             .await
     });
-    tracing::info!(%addr, "qiwi-gateway listening; QIWI endpoint is /payment");
+    tracing::info!(%addr, "qiwi-gateway listening; QIWI endpoint is /payment, admin UI is /admin");
     Ok(Running { addr, task })
 }
 

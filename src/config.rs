@@ -60,6 +60,7 @@ pub struct RawConfig {
     webhook_concurrency: usize,
     admin_username: Text,
     admin_password: Option<Text>,
+    admin_cookie_secure: bool,
 }
 
 impl Default for RawConfig {
@@ -84,6 +85,7 @@ impl Default for RawConfig {
             webhook_concurrency: 4,
             admin_username: "admin".into(),
             admin_password: None,
+            admin_cookie_secure: false,
         }
     }
 }
@@ -109,6 +111,7 @@ const KEYS: &[&str] = &[
     "webhook_concurrency",
     "admin_username",
     "admin_password",
+    "admin_cookie_secure",
 ];
 
 /// A secret: never printed.
@@ -169,6 +172,8 @@ pub struct Config {
     pub admin_username: String,
     /// The admin UI's password, if configured.
     pub admin_password: Option<Secret>,
+    /// Mark the admin session cookie `Secure` (set it when the UI is served over HTTPS).
+    pub admin_cookie_secure: bool,
 }
 
 impl Default for Config {
@@ -349,6 +354,7 @@ impl RawConfig {
             webhook_concurrency: self.webhook_concurrency,
             admin_username: self.admin_username.0,
             admin_password: nonempty(self.admin_password).map(Secret),
+            admin_cookie_secure: self.admin_cookie_secure,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! qiwi-gateway: takes payments from QIWI terminals (the provider protocol), stores them in
 //! SQLite and forwards them to the merchant's backend.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod db;

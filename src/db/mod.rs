@@ -2,6 +2,7 @@
 //! commits whatever is queued in one transaction (group commit); reads go through a pool of
 //! read-only connections. Nothing here blocks an async runtime thread.
 
+pub mod admin;
 pub mod http_log;
 mod migrations;
 pub mod transactions;

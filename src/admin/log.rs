@@ -1,0 +1,265 @@
+//! `/admin/log`: every request that reached `/payment`, filtered and paged, and one request
+//! with its headers, body and answer.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::auth::Session;
+use super::view::{self, Pager};
+use super::{AdminError, Layout, not_found_page, render};
+use crate::app::AppState;
+use crate::db::admin::{self as q, LogFilter, LogRow};
+
+/// Longest text searched for.
+const MAX_SEARCH: usize = 200;
+
+/// The filter form as typed.
+#[derive(Default)]
+struct LogForm {
+    method: String,
+    ip: String,
+    status: String,
+    text: String,
+    txn: String,
+    from: String,
+    to: String,
+}
+
+impl LogForm {
+    fn query(&self) -> String {
+        view::encode_query(&[
+            ("method", &self.method),
+            ("ip", &self.ip),
+            ("status", &self.status),
+            ("q", &self.text),
+            ("txn", &self.txn),
+            ("from", &self.from),
+            ("to", &self.to),
+        ])
+    }
+}
+
+fn parse_filter(q: &HashMap<String, String>) -> (LogForm, LogFilter, Vec<String>) {
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let form = LogForm {
+        method: get("method").to_ascii_uppercase(),
+        ip: get("ip"),
+        status: get("status"),
+        text: get("q"),
+        txn: get("txn"),
+        from: get("from"),
+        to: get("to"),
+    };
+    let mut errors = Vec::new();
+    let status = (!form.status.is_empty())
+        .then(|| match form.status.parse::<i64>() {
+            Ok(s) if (100..=599).contains(&s) => Some(s),
+            _ => {
+                errors.push("“Status” is not an HTTP status like 200 or 401.".to_owned());
+                None
+            }
+        })
+        .flatten();
+    if form.text.chars().count() > MAX_SEARCH {
+        errors.push(format!(
+            "The search text is longer than {MAX_SEARCH} characters."
+        ));
+    }
+    let (from, until) = view::time_range(q.get("from"), q.get("to"), &mut errors);
+    let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let filter = LogFilter {
+        method: nonempty(&form.method),
+        ip: nonempty(&form.ip),
+        status,
+        txn_id: nonempty(&form.txn),
+        text: nonempty(&form.text),
+        from,
+        until,
+    };
+    (form, filter, errors)
+}
+
+/// A request in a list.
+struct LogView {
+    href: String,
+    id: i64,
+    created_at: String,
+    ip: String,
+    method: String,
+    url: String,
+    status: i64,
+    status_class: &'static str,
+    result: String,
+    result_class: &'static str,
+    result_title: &'static str,
+    txn_id: String,
+}
+
+impl From<LogRow> for LogView {
+    fn from(l: LogRow) -> LogView {
+        LogView {
+            href: format!("/admin/log/{}", l.id),
+            id: l.id,
+            created_at: l.created_at,
+            ip: l.ip,
+            method: l.method,
+            url: l.url,
+            status_class: view::http_class(l.status),
+            status: l.status,
+            result_class: l.result.map_or("muted", view::result_class),
+            result_title: l.result.map_or("no protocol answer", view::result_meaning),
+            result: l.result.map_or_else(|| "—".to_owned(), |c| c.to_string()),
+            txn_id: l.txn_id.unwrap_or_default(),
+        }
+    }
+}
+
+/// The request log.
+#[derive(Template)]
+#[template(path = "log.html")]
+pub struct LogPage {
+    layout: Layout,
+    form: LogForm,
+    errors: Vec<String>,
+    filtered: bool,
+    rows: Vec<LogView>,
+    pager: Pager,
+}
+
+/// `GET /admin/log`.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = view::query_map(raw.as_deref());
+    let (form, filter, errors) = parse_filter(&q);
+    let cursor = view::cursor(&q);
+    let page = if errors.is_empty() {
+        match state
+            .db
+            .read(move |c| q::requests(c, &filter, cursor))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return AdminError::from(e).into_response(),
+        }
+    } else {
+        q::Page {
+            rows: Vec::new(),
+            older: None,
+            newer: None,
+            budget_hit: false,
+        }
+    };
+    let qs = form.query();
+    let pager = Pager::new("/admin/log", &qs, &page, cursor);
+    render(
+        StatusCode::OK,
+        &LogPage {
+            layout: Layout::new("Request log", &session, "log"),
+            filtered: !qs.is_empty(),
+            form,
+            errors,
+            rows: page.rows.into_iter().map(LogView::from).collect(),
+            pager,
+        },
+    )
+}
+
+/// One request.
+#[derive(Template)]
+#[template(path = "request.html")]
+pub struct RequestPage {
+    layout: Layout,
+    id: i64,
+    created_at: String,
+    ip: String,
+    method: String,
+    url: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: String,
+    form: Vec<(String, String)>,
+    status: i64,
+    status_class: &'static str,
+    result: Option<i64>,
+    result_class: &'static str,
+    result_meaning: &'static str,
+    response: String,
+    txn_id: String,
+    txn_href: Option<String>,
+    txn_requests_href: String,
+}
+
+/// `GET /admin/log/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found_page(&session);
+    };
+    let found = state
+        .db
+        .read(move |c| {
+            let Some(d) = q::request(c, id)? else {
+                return Ok(None);
+            };
+            let txn = match &d.row.txn_id {
+                Some(code) => q::transaction_id_by_code(c, code)?,
+                None => None,
+            };
+            Ok(Some((d, txn)))
+        })
+        .await;
+    let (d, txn) = match found {
+        Ok(Some(f)) => f,
+        Ok(None) => return not_found_page(&session),
+        Err(e) => return AdminError::from(e).into_response(),
+    };
+    let r = d.row;
+    let query = r
+        .url
+        .split_once('?')
+        .map(|(_, qs)| view::params(qs))
+        .unwrap_or_default();
+    let looks_like_form = !d.body.is_empty() && d.body.contains('=') && !d.body.contains('<');
+    let mut headers = view::json_rows(&d.headers);
+    headers.sort();
+    let page = RequestPage {
+        layout: Layout::new(format!("Request #{}", r.id), &session, "log"),
+        id: r.id,
+        created_at: r.created_at,
+        ip: r.ip,
+        method: r.method,
+        query,
+        headers,
+        form: if looks_like_form {
+            view::params(&d.body)
+        } else {
+            Vec::new()
+        },
+        body: d.body,
+        status_class: view::http_class(r.status),
+        status: r.status,
+        result_class: r.result.map_or("muted", view::result_class),
+        result_meaning: r.result.map_or("", view::result_meaning),
+        result: r.result,
+        response: d.response,
+        txn_href: txn.map(|id| format!("/admin/transactions/{id}")),
+        txn_requests_href: r
+            .txn_id
+            .as_deref()
+            .map(|t| format!("/admin/log?{}", view::encode_query(&[("txn", t)])))
+            .unwrap_or_default(),
+        txn_id: r.txn_id.unwrap_or_default(),
+        url: r.url,
+    };
+    render(StatusCode::OK, &page)
+}

@@ -1,0 +1,309 @@
+//! How values are shown and how filter forms are read: shared by the pages.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
+
+use crate::db::admin::{Cursor, Page};
+use crate::qiwi::Amount;
+
+/// Money from exact minor units: always two decimals.
+pub fn money(minor: i64) -> String {
+    if minor < 0 {
+        format!("-{}", Amount::from_minor(-minor))
+    } else {
+        Amount::from_minor(minor).to_string()
+    }
+}
+
+/// A badge: its CSS modifier and its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Badge {
+    /// `ok`, `warn`, `bad` or `muted`.
+    pub class: &'static str,
+    /// What it says.
+    pub label: &'static str,
+}
+
+/// A transaction's delivery state.
+pub fn txn_badge(status: i64, attempts: i64) -> Badge {
+    match (status, attempts) {
+        (1, _) => Badge {
+            class: "ok",
+            label: "delivered",
+        },
+        (_, 0) => Badge {
+            class: "warn",
+            label: "received",
+        },
+        _ => Badge {
+            class: "bad",
+            label: "failing",
+        },
+    }
+}
+
+/// The CSS modifier of an HTTP status.
+pub fn http_class(status: i64) -> &'static str {
+    match status {
+        200..=299 => "ok",
+        300..=499 => "warn",
+        _ => "bad",
+    }
+}
+
+/// A protocol result code: its badge (0 fine, 1 and 90 make QIWI retry, the rest are final).
+pub fn result_class(code: i64) -> &'static str {
+    match code {
+        0 => "ok",
+        1 | 90 => "warn",
+        _ => "bad",
+    }
+}
+
+/// What a protocol result code means (shared/spec/qiwi-protocol.md).
+pub fn result_meaning(code: i64) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "temporary error, QIWI retries",
+        4 => "wrong account format",
+        5 => "account not found",
+        7 => "payments forbidden by the provider",
+        79 => "account not active",
+        90 => "payment not finished",
+        241 => "sum too small",
+        242 => "sum too large",
+        243 => "cannot check the account",
+        300 => "other provider error",
+        _ => "unknown code",
+    }
+}
+
+/// `created_at` (UTC text) as an age relative to `now`: "5 min ago".
+pub fn ago(at: &str, now: NaiveDateTime) -> String {
+    let Ok(t) = NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S") else {
+        return String::new();
+    };
+    duration(now.signed_duration_since(t)) + " ago"
+}
+
+/// A duration in its two largest units: "3 h 12 min".
+pub fn duration(d: TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    let (days, h, m) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
+    match (days, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+/// A JSON object as name/value rows (strings unquoted, other values as JSON). Anything else
+/// becomes one row with an empty name and the text as it is.
+pub fn json_rows(text: &str) -> Vec<(String, String)> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect(),
+        _ if text.is_empty() => Vec::new(),
+        _ => vec![(String::new(), text.to_owned())],
+    }
+}
+
+/// The decoded parameters of a query string or form body.
+pub fn params(text: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(text.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// A configured URL shown without what may be secret in it (user, password, query).
+pub fn public_url(u: &url::Url) -> String {
+    let mut s = format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""));
+    if let Some(p) = u.port() {
+        s.push_str(&format!(":{p}"));
+    }
+    s.push_str(u.path());
+    s
+}
+
+/// A query string's fields, last value winning, blank values dropped.
+pub fn query_map(raw: Option<&str>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+/// A query string of `pairs` with blank values left out.
+pub fn encode_query(pairs: &[(&str, &str)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.is_empty() {
+            s.append_pair(k, v);
+        }
+    }
+    s.finish()
+}
+
+/// The page's cursor from `after` or `before` (ids).
+pub fn cursor(q: &HashMap<String, String>) -> Option<Cursor> {
+    if let Some(id) = q.get("after").and_then(|v| v.parse().ok()) {
+        Some(Cursor::After(id))
+    } else {
+        q.get("before")
+            .and_then(|v| v.parse().ok())
+            .map(Cursor::Before)
+    }
+}
+
+/// Reads a time-range filter: `from` and `to` are days (`2024-01-31`, `to` inclusive) or
+/// times (`2024-01-31 12:00[:00]`, also with `T`). Returns `created_at >= from` and
+/// `created_at < until` bounds in the stored text form.
+pub fn time_range(
+    from: Option<&String>,
+    to: Option<&String>,
+    errors: &mut Vec<String>,
+) -> (Option<String>, Option<String>) {
+    let fmt = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let from = from.and_then(|s| match parse_time(s) {
+        Some((t, _)) => Some(fmt(t)),
+        None => {
+            errors.push(
+                "“From” is not a date like 2024-01-31 or a time like 2024-01-31 12:00.".into(),
+            );
+            None
+        }
+    });
+    let until = to.and_then(|s| match parse_time(s) {
+        // Inclusive: the whole day, minute or second named.
+        Some((t, step)) => Some(fmt(t + step)),
+        None => {
+            errors
+                .push("“To” is not a date like 2024-01-31 or a time like 2024-01-31 12:00.".into());
+            None
+        }
+    });
+    (from, until)
+}
+
+/// A day or a time, with the length of what it names.
+fn parse_time(s: &str) -> Option<(NaiveDateTime, TimeDelta)> {
+    let s = s.replace('T', " ");
+    if let Ok(d) = NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+        return Some((d.and_hms_opt(0, 0, 0)?, TimeDelta::days(1)));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S") {
+        return Some((t, TimeDelta::seconds(1)));
+    }
+    NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M")
+        .ok()
+        .map(|t| (t, TimeDelta::minutes(1)))
+}
+
+/// Links of a list page: to its older and newer neighbours and back to the first page.
+pub struct Pager {
+    /// The next, older page.
+    pub older: Option<String>,
+    /// The previous, newer page.
+    pub newer: Option<String>,
+    /// The first page, when this is not it.
+    pub first: Option<String>,
+    /// The page stopped early after walking its row budget.
+    pub budget_hit: bool,
+}
+
+impl Pager {
+    /// The links of `page` of the list at `path` with the filters `qs`.
+    pub fn new<T>(path: &str, qs: &str, page: &Page<T>, cursor: Option<Cursor>) -> Pager {
+        let sep = if qs.is_empty() { "?" } else { "&" };
+        let link = |key: &str, id: i64| format!("{path}?{qs}{sep}{key}={id}");
+        Pager {
+            older: page.older.map(|id| link("after", id)),
+            newer: page.newer.map(|id| link("before", id)),
+            first: (cursor.is_some() && page.newer.is_some()).then(|| {
+                if qs.is_empty() {
+                    path.to_owned()
+                } else {
+                    format!("{path}?{qs}")
+                }
+            }),
+            budget_hit: page.budget_hit,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_has_two_decimals() {
+        assert_eq!(money(1045), "10.45");
+        assert_eq!(money(5), "0.05");
+        assert_eq!(money(100_000_000), "1000000.00");
+    }
+
+    #[test]
+    fn time_ranges_include_the_day_or_minute_named() {
+        let mut e = Vec::new();
+        let r = time_range(
+            Some(&"2024-01-31".to_owned()),
+            Some(&"2024-02-29".to_owned()),
+            &mut e,
+        );
+        assert_eq!(
+            r,
+            (
+                Some("2024-01-31 00:00:00".into()),
+                Some("2024-03-01 00:00:00".into())
+            )
+        );
+        let r = time_range(None, Some(&"2024-01-31T12:30".to_owned()), &mut e);
+        assert_eq!(r, (None, Some("2024-01-31 12:31:00".into())));
+        assert!(e.is_empty());
+        let r = time_range(Some(&"yesterday".to_owned()), None, &mut e);
+        assert_eq!(r, (None, None));
+        assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn json_rows_show_objects_as_pairs() {
+        assert_eq!(
+            json_rows(r#"{"a":"x","b":2}"#),
+            vec![("a".into(), "x".into()), ("b".into(), "2".into())]
+        );
+        assert_eq!(
+            json_rows("not json"),
+            vec![(String::new(), "not json".into())]
+        );
+        assert!(json_rows("").is_empty());
+    }
+
+    #[test]
+    fn configured_urls_hide_credentials_and_query() {
+        let u = url::Url::parse("https://u:p@hooks.example:8443/qiwi?token=s").unwrap();
+        assert_eq!(public_url(&u), "https://hooks.example:8443/qiwi");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(TimeDelta::seconds(42)), "42 s");
+        assert_eq!(
+            duration(TimeDelta::seconds(3 * 3600 + 12 * 60)),
+            "3 h 12 min"
+        );
+        assert_eq!(
+            duration(TimeDelta::days(2) + TimeDelta::hours(5)),
+            "2 d 5 h"
+        );
+    }
+}
