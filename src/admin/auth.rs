@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use askama::Template;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -290,12 +290,12 @@ pub async fn require_session(State(state): State<AppState>, req: Request, next: 
     };
     let Some((row, token_hash)) = session else {
         let target = if req.method() == Method::GET {
-            let here = req
-                .uri()
-                .path_and_query()
-                .map_or("/admin", |pq| pq.as_str());
-            // Nested: the path seen here lacks the /admin prefix.
-            let here = format!("/admin{}", here.trim_start_matches("/admin"));
+            // Nested under /admin, the request's own URI has lost that prefix.
+            let uri = req
+                .extensions()
+                .get::<OriginalUri>()
+                .map_or_else(|| req.uri().clone(), |o| o.0.clone());
+            let here = uri.path_and_query().map_or("/admin", |pq| pq.as_str());
             let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
             format!("/admin/login?next={next}")
         } else {

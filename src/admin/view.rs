@@ -224,8 +224,13 @@ pub struct Pager {
 impl Pager {
     /// The links of `page` of the list at `path` with the filters `qs`.
     pub fn new<T>(path: &str, qs: &str, page: &Page<T>, cursor: Option<Cursor>) -> Pager {
-        let sep = if qs.is_empty() { "?" } else { "&" };
-        let link = |key: &str, id: i64| format!("{path}?{qs}{sep}{key}={id}");
+        let link = |key: &str, id: i64| {
+            if qs.is_empty() {
+                format!("{path}?{key}={id}")
+            } else {
+                format!("{path}?{qs}&{key}={id}")
+            }
+        };
         Pager {
             older: page.older.map(|id| link("after", id)),
             newer: page.newer.map(|id| link("before", id)),

@@ -341,6 +341,7 @@ fn cursor_time(conn: &Connection, table: &str, id: i64) -> Result<Option<String>
 }
 
 /// Runs a list query from `cursor` and assembles the page.
+#[allow(clippy::too_many_arguments)]
 fn page<T>(
     conn: &Connection,
     table: &str,
@@ -348,6 +349,7 @@ fn page<T>(
     columns: &str,
     from: &str,
     cursor: Option<Cursor>,
+    budget: usize,
     map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Page<T>, DbError> {
     let time = match cursor {
@@ -365,7 +367,7 @@ fn page<T>(
             }
         },
     };
-    let budget = (!q.residual.is_empty()).then_some(SCAN_BUDGET);
+    let budget = (!q.residual.is_empty()).then_some(budget);
     let (sql, desc) = q.sql(columns, from, cursor.zip(time.as_deref()));
     let s = scan(conn, &sql, &q.params, PAGE_SIZE, budget, map)?;
     let ids: Vec<i64> = s.hits.iter().map(|(id, _)| *id).collect();
@@ -488,7 +490,17 @@ pub fn transactions(
     f: &TxnFilter,
     cursor: Option<Cursor>,
 ) -> Result<Page<TxnRow>, DbError> {
+    transactions_within(conn, f, cursor, SCAN_BUDGET)
+}
+
+fn transactions_within(
+    conn: &Connection,
+    f: &TxnFilter,
+    cursor: Option<Cursor>,
+    budget: usize,
+) -> Result<Page<TxnRow>, DbError> {
     let (q, from) = txn_query(f);
+    let map = |r: &Row<'_>| txn_row(r, false);
     page(
         conn,
         "qiwi_transaction",
@@ -496,7 +508,8 @@ pub fn transactions(
         TXN_COLUMNS,
         &from,
         cursor,
-        |r| txn_row(r, false),
+        budget,
+        map,
     )
 }
 
@@ -653,6 +666,7 @@ pub fn requests(
         LOG_COLUMNS,
         &from,
         cursor,
+        SCAN_BUDGET,
         log_row,
     )
 }
@@ -935,6 +949,40 @@ mod tests {
             },
             &|_| false,
         );
+    }
+
+    #[test]
+    fn pages_cut_short_by_the_scan_budget_still_cover_every_match_once() {
+        let c = db();
+        for i in 0..500i64 {
+            add_txn(&c, &i.to_string(), "a", i % 7, 0, "2024-01-01 00:00:00");
+        }
+        // One match in seven, walked 13 rows at a time: most pages end on the budget.
+        let f = TxnFilter {
+            min_minor: Some(3),
+            max_minor: Some(3),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut short_pages = 0;
+        loop {
+            let p = transactions_within(&c, &f, cursor, 13).unwrap();
+            short_pages += usize::from(p.budget_hit);
+            seen.extend(p.rows.iter().map(|r| r.id));
+            match p.older {
+                Some(id) => cursor = Some(Cursor::After(id)),
+                None => break,
+            }
+        }
+        assert!(short_pages > 10, "{short_pages}");
+        // ids are 1-based: row i has id i + 1.
+        let want: Vec<i64> = (0..500)
+            .rev()
+            .filter(|i| i % 7 == 3)
+            .map(|i| i + 1)
+            .collect();
+        assert_eq!(seen, want);
     }
 
     #[test]

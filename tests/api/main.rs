@@ -1,5 +1,6 @@
 //! Integration tests: the real router served on 127.0.0.1:0 with its own temporary database,
 //! real HTTP peers (local axum servers playing the merchant's backend).
 
+mod admin;
 mod helpers;
 mod payment;

@@ -1,0 +1,957 @@
+//! `/admin`: authentication, CSRF, the login limit, filters, keyset pages, escaping, resend.
+//! Cookies are handled by hand so each test states exactly what the browser would send.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use qiwi_gateway::config::{Config, Secret};
+use qiwi_gateway::db::http_log::{self, LogEntry};
+use regex::Regex;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn with_password(c: &mut Config) {
+    c.admin_password = Some(Secret(PASSWORD.into()));
+}
+
+/// Form posts (reqwest's `form` needs a feature the crate does not enable).
+trait FormBody {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+}
+
+/// A logged-in browser: its session cookie and the session's CSRF token.
+struct Admin {
+    cookie: String,
+    csrf: String,
+}
+
+/// The value of cookie `name` set by `resp`, with its attributes.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+/// The `value` of the hidden input `name`.
+fn hidden(html: &str, name: &str) -> String {
+    let re = Regex::new(&format!(r#"name="{name}" value="([^"]*)""#)).unwrap();
+    re.captures(html)
+        .unwrap_or_else(|| panic!("no hidden {name} in {html}"))[1]
+        .to_owned()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&amp;", "&")
+        .replace("&#38;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+}
+
+/// The login form: its token (from the page) and its cookie.
+async fn login_form(app: &TestApp) -> (String, String) {
+    let resp = app
+        .client
+        .get(format!("{}/admin/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookie = cookie_value(&set_cookie(&resp, "qg_login_csrf").expect("login cookie"));
+    let html = resp.text().await.unwrap();
+    (hidden(&html, "csrf"), cookie)
+}
+
+/// Posts the login form as a browser would.
+async fn post_login(app: &TestApp, user: &str, password: &str) -> reqwest::Response {
+    let (token, cookie) = login_form(app).await;
+    app.client
+        .post(format!("{}/admin/login", app.base))
+        .header(COOKIE, format!("qg_login_csrf={cookie}"))
+        .form_body(&[
+            ("csrf", token.as_str()),
+            ("next", "/admin"),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login(app: &TestApp) -> Admin {
+    let resp = post_login(app, "admin", PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = cookie_value(&set_cookie(&resp, "qg_session").expect("session cookie"));
+    let mut admin = Admin {
+        cookie,
+        csrf: String::new(),
+    };
+    let (status, html) = admin.get(app, "/admin").await;
+    assert_eq!(status, StatusCode::OK);
+    admin.csrf = hidden(&html, "csrf");
+    admin
+}
+
+impl Admin {
+    async fn get(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
+        let resp = self.get_raw(app, path).await;
+        let status = resp.status();
+        (status, resp.text().await.unwrap())
+    }
+
+    async fn get_raw(&self, app: &TestApp, path: &str) -> reqwest::Response {
+        app.client
+            .get(format!("{}{path}", app.base))
+            .header(COOKIE, format!("qg_session={}", self.cookie))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, app: &TestApp, path: &str, csrf: Option<&str>) -> reqwest::Response {
+        let form: Vec<(&str, &str)> = csrf.map(|c| ("csrf", c)).into_iter().collect();
+        app.client
+            .post(format!("{}{path}", app.base))
+            .header(COOKIE, format!("qg_session={}", self.cookie))
+            .form_body(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The ids in the first column of a list page, in order.
+fn listed_ids(html: &str, path: &str) -> Vec<i64> {
+    let re = Regex::new(&format!(r#"<td><a href="{path}/(\d+)">\d+</a></td>"#)).unwrap();
+    re.captures_iter(html)
+        .map(|c| c[1].parse().unwrap())
+        .collect()
+}
+
+fn link(html: &str, rel: &str) -> Option<String> {
+    let re = Regex::new(&format!(r#"rel="{rel}" href="([^"]+)""#)).unwrap();
+    re.captures(html).map(|c| unescape(&c[1]))
+}
+
+/// Runs SQL through the gateway's own writer (the test connection is read-only).
+async fn sql(app: &TestApp, sql: &'static str) {
+    app.state
+        .db
+        .writer()
+        .write(move |c| Ok(c.execute_batch(sql)?))
+        .await
+        .unwrap();
+}
+
+fn assert_security_headers(resp: &reqwest::Response) {
+    let h = resp.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "no script may run: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("referrer-policy"));
+}
+
+#[tokio::test]
+async fn admin_pages_without_a_session_redirect_to_the_login_page() {
+    let app = spawn_app_with(with_password).await;
+    for (path, next) in [
+        ("/admin", "%2Fadmin"),
+        (
+            "/admin/transactions?account=a1",
+            "%2Fadmin%2Ftransactions%3Faccount%3Da1",
+        ),
+        ("/admin/log/1", "%2Fadmin%2Flog%2F1"),
+        ("/admin/transactions.csv", "%2Fadmin%2Ftransactions.csv"),
+        ("/admin/no-such-page", "%2Fadmin%2Fno-such-page"),
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(
+            resp.headers()[LOCATION],
+            format!("/admin/login?next={next}"),
+            "{path}"
+        );
+    }
+    // A forged session is no session.
+    let resp = app
+        .client
+        .get(format!("{}/admin", app.base))
+        .header(COOKIE, "qg_session=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    // Nor do state-changing routes do anything without one.
+    app.pay("1", "acc", "1").await;
+    sql(&app, "UPDATE qiwi_transaction SET delivery_due_ms = NULL").await;
+    let resp = app
+        .client
+        .post(format!("{}/admin/transactions/1/resend", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/admin/login");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE delivery_due_ms IS NOT NULL"),
+        0
+    );
+    // The login page and the stylesheet need no session.
+    let resp = app
+        .client
+        .get(format!("{}/admin/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_security_headers(&resp);
+    let html = resp.text().await.unwrap();
+    let css = Regex::new(r#"href="(/admin/static/admin.css\?v=[0-9a-f]+)""#)
+        .unwrap()
+        .captures(&html)
+        .unwrap()[1]
+        .to_owned();
+    let resp = app
+        .client
+        .get(format!("{}{css}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/css; charset=utf-8");
+}
+
+#[tokio::test]
+async fn login_opens_a_session_in_a_strict_cookie_and_logout_ends_it() {
+    let app = spawn_app_with(with_password).await;
+    let resp = post_login(&app, "admin", PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/admin");
+    let cookie = set_cookie(&resp, "qg_session").unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "not asked for: {cookie}");
+    // Only a hash of the token is stored.
+    let token = cookie_value(&cookie);
+    let stored: String = app
+        .db()
+        .query_row("SELECT token_hash FROM admin_session", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(stored, token);
+
+    let admin = login(&app).await;
+    let resp = admin.get_raw(&app, "/admin").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_security_headers(&resp);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let resp = admin.post(&app, "/admin/logout", Some(&admin.csrf)).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/admin/login");
+    assert!(
+        set_cookie(&resp, "qg_session")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // The old cookie no longer opens anything.
+    let (status, _) = admin.get(&app, "/admin").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_when_configured() {
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.admin_cookie_secure = true;
+    })
+    .await;
+    let resp = post_login(&app, "admin", PASSWORD).await;
+    let cookie = set_cookie(&resp, "qg_session").unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_user_name_is_refused() {
+    let app = spawn_app_with(with_password).await;
+    for (user, pass) in [("admin", "wrong"), ("root", PASSWORD), ("admin", "")] {
+        let resp = post_login(&app, user, pass).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{user}/{pass}");
+        assert!(set_cookie(&resp, "qg_session").is_none());
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("Wrong user name or password."), "{html}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM admin_session"), 0);
+}
+
+#[tokio::test]
+async fn a_login_without_its_form_token_is_refused() {
+    let app = spawn_app_with(with_password).await;
+    let (token, _) = login_form(&app).await;
+    // Token in the form but not in the cookie (a cross-site post), and neither.
+    for cookie in ["qg_login_csrf=other", ""] {
+        let resp = app
+            .client
+            .post(format!("{}/admin/login", app.base))
+            .header(COOKIE, cookie)
+            .form_body(&[
+                ("csrf", token.as_str()),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(set_cookie(&resp, "qg_session").is_none());
+    }
+}
+
+#[tokio::test]
+async fn state_changing_forms_without_the_session_csrf_token_are_rejected() {
+    let app = spawn_app_with(with_password).await;
+    app.pay("42", "acc", "1").await;
+    sql(&app, "UPDATE qiwi_transaction SET delivery_due_ms = NULL").await;
+    let admin = login(&app).await;
+    let due =
+        || app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE delivery_due_ms IS NOT NULL");
+
+    for (path, token) in [
+        ("/admin/transactions/1/resend", None),
+        ("/admin/transactions/1/resend", Some("wrong")),
+        ("/admin/transactions/1/resend", Some("")),
+        ("/admin/transactions/resend-undelivered", None),
+        ("/admin/transactions/resend-undelivered", Some("x")),
+        ("/admin/logout", None),
+    ] {
+        let resp = admin.post(&app, path, token).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path} {token:?}");
+        assert_security_headers(&resp);
+        assert_eq!(due(), 0, "{path} {token:?}");
+    }
+    // Another session's token is no better.
+    let other = login(&app).await;
+    assert_ne!(other.csrf, admin.csrf);
+    let resp = admin
+        .post(&app, "/admin/transactions/1/resend", Some(&other.csrf))
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // The session survived all that (logout was refused too).
+    let (status, _) = admin.get(&app, "/admin").await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = admin
+        .post(&app, "/admin/transactions/1/resend", Some(&admin.csrf))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(due(), 1);
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_address() {
+    let app = spawn_app_with(with_password).await;
+    for i in 0..5 {
+        let resp = post_login(&app, "admin", "guess").await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    // The sixth attempt within the minute is refused unchecked, even with the right password.
+    let resp = post_login(&app, "admin", PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(set_cookie(&resp, "qg_session").is_none());
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("Too many failed logins")
+    );
+
+    // Another address is not affected.
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = elsewhere
+        .get(format!("{}/admin/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = cookie_value(&set_cookie(&resp, "qg_login_csrf").unwrap());
+    let token = hidden(&resp.text().await.unwrap(), "csrf");
+    let resp = elsewhere
+        .post(format!("{}/admin/login", app.base))
+        .header(COOKIE, format!("qg_login_csrf={cookie}"))
+        .form_body(&[
+            ("csrf", token.as_str()),
+            ("username", "admin"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+}
+
+/// Collects what the gateway logs, to read the generated password as an operator would.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn without_a_configured_password_the_first_start_generates_one_and_keeps_its_hash() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_app().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let re = Regex::new(
+        r"Log in at http://127\.0\.0\.1:(\d+)/admin as `admin` with password `([A-Za-z0-9]{24})`",
+    )
+    .unwrap();
+    let caps = re
+        .captures(&text)
+        .unwrap_or_else(|| panic!("no password in the log: {text}"));
+    assert_eq!(caps[1].parse::<u16>().unwrap(), app.addr.port());
+    let password = caps[2].to_owned();
+
+    let hash: String = app
+        .db()
+        .query_row("SELECT password_hash FROM admin_password", [], |r| r.get(0))
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(&password));
+    let resp = post_login(&app, "admin", &password).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+
+    // A restart keeps that password and prints nothing new.
+    let dir = app.stop().await;
+    logs.0.lock().unwrap().clear();
+    let config = Config {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        database_path: dir.path().join("qiwi.db"),
+        ..Config::default()
+    };
+    let app = start_in(dir, config).await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.contains("password `"), "{text}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM admin_password"), 1);
+    let resp = post_login(&app, "admin", &password).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+}
+
+/// A transaction to store directly: code, account, sum in kopecks, status, created_at.
+type Txn = (String, String, i64, i64, String);
+
+/// Stores transactions directly, in one commit (the protocol path is tested elsewhere): fast,
+/// and with the `created_at` the test wants.
+async fn add_txns(app: &TestApp, rows: Vec<Txn>) {
+    app.state
+        .db
+        .writer()
+        .write(move |c| {
+            let mut stmt = c.prepare(
+                "INSERT INTO qiwi_transaction
+                     (account, code, sum, status, created_at, sum_minor, txn_date)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, '20240101120000')",
+            )?;
+            for (code, account, minor, status, at) in rows {
+                stmt.execute(rusqlite::params![
+                    account,
+                    code,
+                    minor as f64 / 100.0,
+                    status,
+                    at,
+                    minor
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn transaction_filters_select_the_matching_rows_and_stay_in_the_links() {
+    let app = spawn_app_with(with_password).await;
+    assert_eq!(app.pay("1001", "alice", "10.5").await.result(), 0);
+    assert_eq!(app.pay("1002", "bob", "250").await.result(), 0);
+    assert_eq!(app.pay("1003", "alice", "99.99").await.result(), 0);
+    assert_eq!(app.pay("1004", "carol", "0.07").await.result(), 0);
+    sql(
+        &app,
+        "UPDATE qiwi_transaction SET status = 1 WHERE code = '1003'",
+    )
+    .await;
+    sql(
+        &app,
+        "UPDATE qiwi_transaction SET attempts = 2, last_error = 'HTTP 503' WHERE code = '1002'",
+    )
+    .await;
+    let admin = login(&app).await;
+    let today = chrono::Utc::now().date_naive();
+    let (yesterday, tomorrow) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
+
+    let ids = |q: String| {
+        let admin = &admin;
+        let app = &app;
+        async move {
+            let (status, html) = admin.get(app, &format!("/admin/transactions?{q}")).await;
+            assert_eq!(status, StatusCode::OK, "{q}");
+            (listed_ids(&html, "/admin/transactions"), html)
+        }
+    };
+    let (all, html) = ids(String::new()).await;
+    assert_eq!(all, vec![4, 3, 2, 1]);
+    // Amounts from the exact minor units, two decimals; state badges.
+    for text in [
+        ">10.50<",
+        ">250.00<",
+        ">99.99<",
+        ">0.07<",
+        ">delivered<",
+        ">failing<",
+        ">received<",
+    ] {
+        assert!(html.contains(text), "{text}");
+    }
+    assert!(html.contains("Created (UTC)"));
+
+    for (q, want) in [
+        ("account=alice".to_owned(), vec![3, 1]),
+        ("code=1002".to_owned(), vec![2]),
+        ("state=delivered".to_owned(), vec![3]),
+        ("state=undelivered".to_owned(), vec![4, 2, 1]),
+        ("state=failing".to_owned(), vec![2]),
+        ("min=10.5&max=99.99".to_owned(), vec![3, 1]),
+        ("min=100".to_owned(), vec![2]),
+        ("account=alice&state=undelivered".to_owned(), vec![1]),
+        (format!("from={today}&to={today}"), vec![4, 3, 2, 1]),
+        (format!("from={tomorrow}"), vec![]),
+        (format!("to={yesterday}"), vec![]),
+    ] {
+        assert_eq!(ids(q.clone()).await.0, want, "{q}");
+    }
+    // The filters are shown back and kept in the export link.
+    let (_, html) = ids("account=alice&min=10.5".to_owned()).await;
+    assert!(html.contains(r#"name="account" value="alice""#));
+    assert!(html.contains("/admin/transactions.csv?account=alice&#38;min=10.5"));
+    // An empty result says so, and so does a bad filter.
+    let (_, html) = ids("account=nobody".to_owned()).await;
+    assert!(html.contains("No transactions match these filters."));
+    let (none, html) = ids("min=ten".to_owned()).await;
+    assert!(none.is_empty());
+    assert!(html.contains("is not a sum like 10 or 10.50"));
+}
+
+#[tokio::test]
+async fn keyset_pages_cover_every_transaction_exactly_once() {
+    let app = spawn_app_with(with_password).await;
+    // 237 rows over 12 seconds: many share their created_at, which the id must order.
+    let rows = (0..237)
+        .map(|i| {
+            let at = format!("2024-05-01 10:00:{:02}", i / 20);
+            (format!("{i}"), format!("acc{}", i % 3), 100 + i, 0, at)
+        })
+        .collect();
+    add_txns(&app, rows).await;
+    let admin = login(&app).await;
+    for (filter, count) in [("", 237), ("account=acc1", 79), ("min=2.00", 137)] {
+        let mut seen: Vec<i64> = Vec::new();
+        let mut pages = Vec::new();
+        let mut next = Some(format!("/admin/transactions?{filter}"));
+        while let Some(path) = next {
+            let (status, html) = admin.get(&app, &path).await;
+            assert_eq!(status, StatusCode::OK);
+            let ids = listed_ids(&html, "/admin/transactions");
+            assert!(ids.len() <= 50);
+            seen.extend(&ids);
+            pages.push((path, ids));
+            assert!(pages.len() <= 10, "runaway paging");
+            next = link(&html, "next");
+            if let Some(n) = &next {
+                assert!(n.contains(filter), "the filter stays: {n}");
+            }
+        }
+        assert_eq!(seen.len(), count, "{filter}");
+        let mut sorted = seen.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        sorted.dedup();
+        assert_eq!(sorted, seen, "{filter}: newest first, each once");
+        assert_eq!(pages.len(), count.div_ceil(50));
+
+        // And back: "Newer" from the last page gives the same pages in reverse.
+        let (_, html) = admin.get(&app, &pages.last().unwrap().0).await;
+        let mut prev = link(&html, "prev");
+        for (_, ids) in pages.iter().rev().skip(1) {
+            let (_, html) = admin.get(&app, prev.as_ref().unwrap()).await;
+            assert_eq!(&listed_ids(&html, "/admin/transactions"), ids);
+            prev = link(&html, "prev");
+        }
+        assert_eq!(prev, None);
+    }
+}
+
+#[tokio::test]
+async fn keyset_pages_cover_every_request_exactly_once() {
+    let app = spawn_app_with(with_password).await;
+    let mut entries = Vec::new();
+    for i in 0..130 {
+        entries.push(LogEntry {
+            ip: if i % 2 == 0 { "10.0.0.1" } else { "10.0.0.2" }.into(),
+            url: format!("/payment?command=check&txn_id={i}"),
+            method: "GET".into(),
+            headers: "{}".into(),
+            created_at: format!("2024-05-01 10:00:{:02}", i / 30),
+            status: if i % 10 == 0 { 401 } else { 200 },
+            txn_id: Some(i.to_string()),
+            ..LogEntry::default()
+        });
+    }
+    app.state
+        .db
+        .writer()
+        .write(move |c| {
+            entries
+                .iter()
+                .try_for_each(|e| http_log::insert(c, e).map(drop))
+        })
+        .await
+        .unwrap();
+    let admin = login(&app).await;
+    for (filter, count) in [
+        ("", 130),
+        ("ip=10.0.0.2", 65),
+        ("status=401", 13),
+        ("q=txn_id%3D1", 41), // 1, 10..19, 100..129
+        ("method=POST", 0),
+    ] {
+        let mut seen: Vec<i64> = Vec::new();
+        let mut next = Some(format!("/admin/log?{filter}"));
+        while let Some(path) = next {
+            let (status, html) = admin.get(&app, &path).await;
+            assert_eq!(status, StatusCode::OK);
+            seen.extend(listed_ids(&html, "/admin/log"));
+            assert!(seen.len() <= 130, "runaway paging");
+            next = link(&html, "next");
+        }
+        let mut sorted = seen.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        sorted.dedup();
+        assert_eq!((seen.len(), &sorted), (count, &seen), "{filter}");
+    }
+}
+
+#[tokio::test]
+async fn request_values_are_escaped_on_the_log_and_transaction_pages() {
+    let app = spawn_app_with(with_password).await;
+    let evil = "<script>alert(1)</script>";
+    // In the URL (percent-encoded: hyper refuses a raw `<` there), a header and the body.
+    let url_evil = "%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27";
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = format!(
+        "command=pay&txn_id=666&account={evil}&sum=1&txn_date=20240101120000&note=\"'{evil}"
+    );
+    let raw = format!(
+        "POST /payment?x={url_evil}&y=%3Cscript%3Ealert(2)%3C/script%3E HTTP/1.1\r\nHost: gw\r\n\
+         X-Evil: {evil}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, raw.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_http_log WHERE headers LIKE '%<script>%'"),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE account LIKE '%<script>%'"),
+        1
+    );
+
+    let admin = login(&app).await;
+    let id: i64 = app.count("SELECT id FROM qiwi_http_log");
+    for path in [
+        "/admin/log".to_owned(),
+        format!("/admin/log/{id}"),
+        "/admin/transactions".to_owned(),
+        "/admin/transactions/1".to_owned(),
+        "/admin".to_owned(),
+        format!("/admin/log?q={}", "%3Cscript%3E"),
+        format!(
+            "/admin/transactions?account={}",
+            "%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+        ),
+    ] {
+        let (status, html) = admin.get(&app, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            !html.contains("<script"),
+            "{path}: unescaped markup in {html}"
+        );
+        assert!(!html.contains("\"'<"), "{path}");
+    }
+    // ...and it is there, escaped: in the URL, the header, the body and the decoded parameters.
+    let (_, html) = admin.get(&app, &format!("/admin/log/{id}")).await;
+    let escaped = Regex::new(r"&(lt|#60);script&(gt|#62);alert\(([123])\)").unwrap();
+    let found: std::collections::BTreeSet<_> = escaped
+        .captures_iter(&html)
+        .map(|c| c[3].to_owned())
+        .collect();
+    assert_eq!(found.len(), 2, "{html}"); // alert(1) and the decoded alert(2)
+    assert!(html.contains("x-evil"));
+    assert!(
+        escaped.find_iter(&html).count() >= 5,
+        "url, query, header, body, form: {html}"
+    );
+    // The link to the transaction of the same txn_id.
+    assert!(html.contains(r#"href="/admin/transactions/1" id="txn-link""#));
+}
+
+#[tokio::test]
+async fn resend_makes_the_webhook_due_now() {
+    let app = spawn_app_with(with_password).await;
+    app.pay("500", "acc", "12.34").await;
+    app.pay("501", "acc", "1").await;
+    app.pay("502", "acc", "2").await;
+    // As if delivered (500) or failed and scheduled far away (501, 502).
+    sql(
+        &app,
+        "UPDATE qiwi_transaction SET status = 1, delivery_due_ms = NULL, delivered_at = '2024-01-01 00:00:00' WHERE code = '500';
+         UPDATE qiwi_transaction SET delivery_due_ms = 9999999999999, attempts = 3, last_error = 'HTTP 500' WHERE code <> '500';",
+    )
+    .await;
+    let admin = login(&app).await;
+    let due = |code: &str| -> Option<i64> {
+        app.db()
+            .query_row(
+                "SELECT delivery_due_ms FROM qiwi_transaction WHERE code = ?1",
+                [code],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let (_, html) = admin.get(&app, "/admin/transactions/1").await;
+    assert!(html.contains("Resend webhook"));
+    assert!(html.contains("12.34"));
+
+    let before = chrono::Utc::now().timestamp_millis();
+    let resp = admin
+        .post(&app, "/admin/transactions/1/resend", Some(&admin.csrf))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/admin/transactions/1?resent=1");
+    let after = chrono::Utc::now().timestamp_millis();
+    let d = due("500").expect("due again");
+    assert!((before..=after).contains(&d), "{before} <= {d} <= {after}");
+    let (_, html) = admin.get(&app, "/admin/transactions/1?resent=1").await;
+    assert!(html.contains("Webhook delivery queued"));
+
+    // Bulk: every undelivered one, and only those.
+    sql(
+        &app,
+        "UPDATE qiwi_transaction SET delivery_due_ms = NULL WHERE code = '500'",
+    )
+    .await;
+    let resp = admin
+        .post(
+            &app,
+            "/admin/transactions/resend-undelivered",
+            Some(&admin.csrf),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        resp.headers()[LOCATION],
+        "/admin/transactions?state=undelivered&queued=2"
+    );
+    assert!(due("501").unwrap() <= chrono::Utc::now().timestamp_millis());
+    assert!(due("502").unwrap() <= chrono::Utc::now().timestamp_millis());
+    assert_eq!(due("500"), None);
+    let (_, html) = admin
+        .get(&app, "/admin/transactions?state=undelivered&queued=2")
+        .await;
+    assert!(html.contains("2 undelivered transaction(s) queued"));
+
+    // A transaction that does not exist: 404, nothing changes.
+    let resp = admin
+        .post(&app, "/admin/transactions/999/resend", Some(&admin.csrf))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unknown_pages_and_rows_get_the_404_page() {
+    let app = spawn_app_with(with_password).await;
+    let admin = login(&app).await;
+    for path in [
+        "/admin/nothing-here",
+        "/admin/transactions/999",
+        "/admin/transactions/abc",
+        "/admin/log/0",
+        "/nothing-here",
+    ] {
+        let resp = admin.get_raw(&app, path).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_security_headers(&resp);
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("Page not found"), "{path}");
+    }
+    // Inside the admin UI the 404 page keeps the navigation.
+    let (_, html) = admin.get(&app, "/admin/nothing-here").await;
+    assert!(html.contains(r#"href="/admin/transactions""#));
+    // The root leads to the admin UI.
+    let resp = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()[LOCATION], "/admin");
+}
+
+#[tokio::test]
+async fn the_csv_export_streams_every_filtered_row() {
+    let app = spawn_app_with(with_password).await;
+    let rows = (0..2500)
+        .map(|i| {
+            let account = if i % 5 == 0 {
+                "=HYPERLINK(\"x\")"
+            } else {
+                "plain"
+            };
+            (
+                format!("{i}"),
+                account.to_owned(),
+                i * 3,
+                0,
+                "2024-05-01 10:00:00".to_owned(),
+            )
+        })
+        .collect();
+    add_txns(&app, rows).await;
+    let admin = login(&app).await;
+    let resp = admin.get_raw(&app, "/admin/transactions.csv").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let csv = resp.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2501);
+    assert!(lines[0].starts_with("\"id\",\"txn_id\",\"account\",\"sum\""));
+    assert!(
+        lines[1].starts_with("\"2500\",\"2499\",\"plain\",\"74.97\""),
+        "{}",
+        lines[1]
+    );
+
+    let (status, _) = admin
+        .get(&app, "/admin/transactions.csv?account=plain&min=70")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let csv = admin
+        .get_raw(
+            &app,
+            "/admin/transactions.csv?account=%3DHYPERLINK(%22x%22)",
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 501);
+    // A formula is defused, not run by the spreadsheet.
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .contains("\"'=HYPERLINK(\"\"x\"\")\""),
+        "{csv}"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_totals_backlog_failures_and_configuration() {
+    let app = spawn_app_with(with_password).await;
+    let admin = login(&app).await;
+    let (_, html) = admin.get(&app, "/admin").await;
+    assert!(html.contains("No failing deliveries."));
+    assert!(html.contains("never"), "no request yet");
+
+    app.pay("1", "acc", "10.45").await;
+    app.pay("2", "acc", "5").await;
+    sql(&app, "UPDATE qiwi_transaction SET attempts = 4, last_error = 'HTTP 502', last_attempt_at = '2024-01-01 00:00:00' WHERE code = '2'").await;
+    let (status, html) = admin.get(&app, "/admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("15.45"), "sum of today's payments");
+    assert!(html.contains("Today (UTC)"));
+    assert!(html.contains("HTTP 502"));
+    assert!(html.contains("Resend all undelivered (2)"));
+    assert!(html.contains("not configured"));
+    assert!(html.contains("QIWI_WEBHOOK_URL"));
+    assert!(html.contains("ago"), "age of the last request");
+}
