@@ -300,7 +300,16 @@ impl RawConfig {
             }
         };
         let account_pattern = Regex::new(&self.account_pattern.0)
-            .map_err(|e| invalid("account_pattern", e.to_string()))?;
+            // regex errors draw a caret over several lines: keep it to one.
+            .map_err(|e| {
+                invalid(
+                    "account_pattern",
+                    e.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            })?;
         let min_sum = amount("min_sum", &self.min_sum)?;
         let max_sum = self
             .max_sum
@@ -321,8 +330,10 @@ impl RawConfig {
                 "must be at least 1 (leave it unset to retry forever)".into(),
             ));
         }
-        let webhook_initial_delay =
-            secs("webhook_initial_delay_secs", self.webhook_initial_delay_secs)?;
+        let webhook_initial_delay = secs(
+            "webhook_initial_delay_secs",
+            self.webhook_initial_delay_secs,
+        )?;
         let webhook_max_delay = secs("webhook_max_delay_secs", self.webhook_max_delay_secs)?;
         if webhook_max_delay < webhook_initial_delay {
             return Err(invalid(
@@ -400,20 +411,17 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+// figment's Jail fixes the closures' error type, which clippy finds large.
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
 
-    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
-        let _ = jail;
-        load(file.map(Path::new))
-    }
-
     #[test]
     fn defaults_need_no_configuration() {
-        Jail::expect_with(|jail| {
-            let c = load_in(jail, None).unwrap();
+        Jail::expect_with(|_| {
+            let c = load(None).unwrap();
             assert_eq!(c.listen_addr, "0.0.0.0:8080".parse().unwrap());
             assert_eq!(c.database_path, PathBuf::from("data/qiwi.db"));
             assert!(c.http_auth.is_none());
@@ -437,7 +445,7 @@ mod tests {
             jail.set_env("DATABASE_PATH", "/tmp/env.db");
             jail.set_env("HTTP_AUTH_USERNAME", "qiwi");
             jail.set_env("HTTP_AUTH_PASSWORD", "12345");
-            let c = load_in(jail, Some("gw.toml")).unwrap();
+            let c = load(Some(Path::new("gw.toml"))).unwrap();
             assert_eq!(c.listen_addr, "127.0.0.1:9000".parse().unwrap());
             assert_eq!(c.database_path, PathBuf::from("/tmp/env.db"));
             assert_eq!(c.min_sum, Amount::from_minor(150));
@@ -454,7 +462,7 @@ mod tests {
             jail.set_env("MIN_SUM", "0.10");
             jail.set_env("MAX_SUM", "15000");
             jail.set_env("ADMIN_PASSWORD", "true");
-            let c = load_in(jail, None).unwrap();
+            let c = load(None).unwrap();
             assert_eq!(c.min_sum, Amount::from_minor(10));
             assert_eq!(c.max_sum, Some(Amount::from_minor(1_500_000)));
             assert_eq!(c.admin_password.unwrap().0, "true");
@@ -462,11 +470,13 @@ mod tests {
         });
     }
 
-    fn error_of(setup: impl FnOnce(&mut Jail) -> figment::error::Result<Option<&'static str>>) -> String {
+    fn error_of(
+        setup: impl FnOnce(&mut Jail) -> figment::error::Result<Option<&'static str>>,
+    ) -> String {
         let mut msg = String::new();
         Jail::expect_with(|jail| {
             let file = setup(jail)?;
-            msg = load_in(jail, file).unwrap_err().to_string();
+            msg = load(file.map(Path::new)).unwrap_err().to_string();
             Ok(())
         });
         msg
@@ -478,7 +488,10 @@ mod tests {
             j.set_env("QIWI_CHECK_URL", "not a url");
             Ok(None)
         });
-        assert!(m.contains("qiwi_check_url") && m.contains("QIWI_CHECK_URL"), "{m}");
+        assert!(
+            m.contains("qiwi_check_url") && m.contains("QIWI_CHECK_URL"),
+            "{m}"
+        );
 
         let m = error_of(|j| {
             j.set_env("LISTEN_ADDR", "localhost");
@@ -502,7 +515,10 @@ mod tests {
             j.set_env("CHECK_TIMEOUT_SECS", "soon");
             Ok(None)
         });
-        assert!(m.contains("check_timeout_secs") && m.contains("CHECK_TIMEOUT_SECS"), "{m}");
+        assert!(
+            m.contains("check_timeout_secs") && m.contains("CHECK_TIMEOUT_SECS"),
+            "{m}"
+        );
 
         let m = error_of(|j| {
             j.set_env("HTTP_AUTH_USERNAME", "only-user");
@@ -526,7 +542,7 @@ mod tests {
             jail.set_env("HTTP_AUTH_USERNAME", "u");
             jail.set_env("HTTP_AUTH_PASSWORD", "hunter2");
             jail.set_env("WEBHOOK_SECRET", "whsec-value");
-            let c = load_in(jail, None).unwrap();
+            let c = load(None).unwrap();
             let printed = format!("{c:?}");
             assert!(!printed.contains("hunter2") && !printed.contains("whsec-value"));
             Ok(())
