@@ -419,6 +419,20 @@ mod tests {
     use figment::Jail;
 
     #[test]
+    fn the_example_file_loads_and_documents_every_key() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml.example");
+        let text = std::fs::read_to_string(&example).unwrap();
+        for key in KEYS {
+            assert!(text.contains(&format!("{key} =")), "{key} is not in the example");
+            assert!(text.contains(&key.to_uppercase()), "{key}'s env is not in the example");
+        }
+        Jail::expect_with(|_| {
+            load(Some(&example)).unwrap();
+            Ok(())
+        });
+    }
+
+    #[test]
     fn defaults_need_no_configuration() {
         Jail::expect_with(|_| {
             let c = load(None).unwrap();
