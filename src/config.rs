@@ -423,8 +423,14 @@ mod tests {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml.example");
         let text = std::fs::read_to_string(&example).unwrap();
         for key in KEYS {
-            assert!(text.contains(&format!("{key} =")), "{key} is not in the example");
-            assert!(text.contains(&key.to_uppercase()), "{key}'s env is not in the example");
+            assert!(
+                text.contains(&format!("{key} =")),
+                "{key} is not in the example"
+            );
+            assert!(
+                text.contains(&key.to_uppercase()),
+                "{key}'s env is not in the example"
+            );
         }
         Jail::expect_with(|_| {
             load(Some(&example)).unwrap();
