@@ -4,5 +4,6 @@
 mod check;
 mod config;
 mod helpers;
+mod hostile;
 mod log;
 mod payment;
