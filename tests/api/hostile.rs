@@ -13,7 +13,10 @@ use Want::*;
 
 const P: &str = "/payment?";
 
-fn cases() -> Vec<(&'static str, String, Option<&'static str>, Vec<u8>, Want)> {
+/// Method, path and query, content type, body, what must come back.
+type Case = (&'static str, String, Option<&'static str>, Vec<u8>, Want);
+
+fn cases() -> Vec<Case> {
     let ok = "command=check&txn_id=1&account=a&sum=1";
     let pay = |extra: &str| format!("{P}command=pay&txn_id=1&account=a&sum=1&txn_date={extra}");
     let check = |q: &str| format!("{P}{q}");
