@@ -321,8 +321,10 @@ impl RawConfig {
                 "must be at least 1 (leave it unset to retry forever)".into(),
             ));
         }
-        let webhook_initial_delay =
-            secs("webhook_initial_delay_secs", self.webhook_initial_delay_secs)?;
+        let webhook_initial_delay = secs(
+            "webhook_initial_delay_secs",
+            self.webhook_initial_delay_secs,
+        )?;
         let webhook_max_delay = secs("webhook_max_delay_secs", self.webhook_max_delay_secs)?;
         if webhook_max_delay < webhook_initial_delay {
             return Err(invalid(
@@ -401,6 +403,8 @@ impl<'de> Deserialize<'de> for Text {
 }
 
 #[cfg(test)]
+// figment::Jail's closures must return figment::Result; the size of its error is not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -462,7 +466,9 @@ mod tests {
         });
     }
 
-    fn error_of(setup: impl FnOnce(&mut Jail) -> figment::error::Result<Option<&'static str>>) -> String {
+    fn error_of(
+        setup: impl FnOnce(&mut Jail) -> figment::error::Result<Option<&'static str>>,
+    ) -> String {
         let mut msg = String::new();
         Jail::expect_with(|jail| {
             let file = setup(jail)?;
@@ -478,7 +484,10 @@ mod tests {
             j.set_env("QIWI_CHECK_URL", "not a url");
             Ok(None)
         });
-        assert!(m.contains("qiwi_check_url") && m.contains("QIWI_CHECK_URL"), "{m}");
+        assert!(
+            m.contains("qiwi_check_url") && m.contains("QIWI_CHECK_URL"),
+            "{m}"
+        );
 
         let m = error_of(|j| {
             j.set_env("LISTEN_ADDR", "localhost");
@@ -502,7 +511,10 @@ mod tests {
             j.set_env("CHECK_TIMEOUT_SECS", "soon");
             Ok(None)
         });
-        assert!(m.contains("check_timeout_secs") && m.contains("CHECK_TIMEOUT_SECS"), "{m}");
+        assert!(
+            m.contains("check_timeout_secs") && m.contains("CHECK_TIMEOUT_SECS"),
+            "{m}"
+        );
 
         let m = error_of(|j| {
             j.set_env("HTTP_AUTH_USERNAME", "only-user");
