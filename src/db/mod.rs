@@ -4,6 +4,7 @@
 
 pub mod http_log;
 mod migrations;
+pub mod outbox;
 pub mod transactions;
 mod writer;
 
