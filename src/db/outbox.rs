@@ -282,7 +282,9 @@ mod tests {
             (1, 2, None, None, Some("2024-01-01 12:00:05".into()))
         );
         let history: i64 = conn
-            .query_row("SELECT COUNT(*) FROM qiwi_webhook_attempt", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM qiwi_webhook_attempt", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(history, 2);
     }
@@ -325,6 +327,10 @@ mod tests {
         };
         record(&conn, &attempt(gave_up, 1000)).unwrap();
         assert_eq!(state(&conn), (0, 1, Some("gave up".into()), None, None));
-        assert!(due_page(&conn, i64::MAX, Cursor::START, 10).unwrap().is_empty());
+        assert!(
+            due_page(&conn, i64::MAX, Cursor::START, 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

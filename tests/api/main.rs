@@ -3,3 +3,4 @@
 
 mod helpers;
 mod payment;
+mod webhook;
