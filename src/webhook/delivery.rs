@@ -282,6 +282,20 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_what_is_sent() {
+        let doc = include_str!("../../docs/webhooks.md");
+        let body = payload(&due("123456", 4500));
+        let signer = Signer::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature = signer.sign(&message_id("563456456745"), 1_700_000_000, body.as_bytes());
+        assert!(doc.contains(&format!("\n{body}\n")), "{body}");
+        assert!(doc.contains("webhook-id: qiwi_563456456745\n"));
+        assert!(
+            doc.contains(&format!("webhook-signature: {signature}\n")),
+            "{signature}"
+        );
+    }
+
+    #[test]
     fn hostile_accounts_stay_valid_json() {
         let account = "a\"b\\c</script>\u{1}é";
         let body = payload(&due(account, 1));

@@ -911,3 +911,58 @@ async fn an_attempt_in_flight_at_a_crash_is_sent_again_after_restart() {
         1
     );
 }
+
+/// Throughput from a backlog to a fast local receiver. Not part of the suite; run it with
+/// `cargo test --release --test api backlog_throughput -- --ignored --nocapture`
+/// (`BACKLOG`, default 100000, and `CONCURRENCY`, default 32, adjust it).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn backlog_throughput() {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (rows, concurrency) = (env("BACKLOG", 100_000), env("CONCURRENCY", 32));
+    let app = spawn_app().await;
+    {
+        let mut conn = rusqlite::Connection::open(&app.db_path).unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO qiwi_transaction
+                     (account, code, sum, status, created_at, sum_minor, txn_date, delivery_due_ms)
+                 VALUES ('79001234567', ?1, 10.45, 0, '2024-01-01 12:00:00', 1045,
+                         '20240101150000', 0)",
+            )
+            .unwrap();
+        for i in 0..rows {
+            insert.execute([format!("{}", 1_000_000 + i)]).unwrap();
+        }
+        drop(insert);
+        tx.commit().unwrap();
+    }
+    let base = spawn_backend(Router::new().fallback(|| async { "ok" })).await;
+    let cfg = webhook_config(&app.state.config, &format!("{base}/"), |c| {
+        c.webhook_concurrency = concurrency;
+    });
+    let worker = Worker::new(
+        app.state.db.clone(),
+        Settings::from_config(&cfg).unwrap(),
+        Arc::new(test_clock()),
+        fixed_jitter(0.0),
+    )
+    .unwrap();
+    let started = Instant::now();
+    assert_eq!(worker.run_due().await.unwrap(), rows);
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{rows} deliveries, concurrency {concurrency}: {secs:.2} s, {:.0}/s",
+        rows as f64 / secs
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE status = 1"),
+        rows as i64
+    );
+}
