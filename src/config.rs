@@ -341,6 +341,12 @@ impl RawConfig {
                 "is below webhook_initial_delay_secs".into(),
             ));
         }
+        let webhook_secret = nonempty(self.webhook_secret).map(Secret);
+        if let Some(secret) = &webhook_secret {
+            // The message names what is wrong, never the secret.
+            crate::webhook::signing::Signer::new(&secret.0)
+                .map_err(|e| invalid("webhook_secret", e.to_string()))?;
+        }
         Ok(Config {
             listen_addr,
             database_path: PathBuf::from(self.database_path.0),
@@ -352,7 +358,7 @@ impl RawConfig {
             max_sum,
             payments_enabled: self.payments_enabled,
             webhook_url: url("qiwi_webhook_url", self.qiwi_webhook_url)?,
-            webhook_secret: nonempty(self.webhook_secret).map(Secret),
+            webhook_secret,
             webhook_timeout: secs("webhook_timeout_secs", self.webhook_timeout_secs)?,
             webhook_initial_delay,
             webhook_max_delay,
@@ -554,6 +560,19 @@ mod tests {
 
         let m = error_of(|_| Ok(Some("missing.toml")));
         assert!(m.contains("missing.toml"), "{m}");
+    }
+
+    #[test]
+    fn a_malformed_whsec_secret_is_refused_without_printing_it() {
+        let m = error_of(|j| {
+            j.set_env("WEBHOOK_SECRET", "whsec_not*base64!");
+            Ok(None)
+        });
+        assert!(
+            m.contains("webhook_secret") && m.contains("WEBHOOK_SECRET"),
+            "{m}"
+        );
+        assert!(!m.contains("not*base64"), "{m}");
     }
 
     #[test]

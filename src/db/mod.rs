@@ -5,6 +5,7 @@
 mod checkpointer;
 pub mod http_log;
 mod migrations;
+pub mod outbox;
 pub mod transactions;
 mod writer;
 

@@ -7,3 +7,4 @@ mod helpers;
 mod hostile;
 mod log;
 mod payment;
+mod webhook;
