@@ -8,12 +8,14 @@ use axum::response::Redirect;
 use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::config::Config;
 use crate::db::Db;
 use crate::qiwi;
 use crate::qiwi::check::Checker;
+use crate::webhook::Worker;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -51,7 +53,11 @@ impl AppState {
 
 impl AppState {
     /// Makes a webhook delivery due now (one transaction, or with `None` every undelivered
-    /// one) and wakes the worker. Returns how many deliveries were made due.
+    /// one, given-up ones included) and wakes the worker. Returns how many deliveries were made
+    /// due. A delivered transaction is sent once more: the attempt is recorded in the history,
+    /// its `status` stays 1 and its `delivered_at` keeps the first delivery's time; should
+    /// that attempt fail it is retried on the usual schedule. A resend while an attempt of the
+    /// same row is in flight is not lost: the row stays due after that attempt.
     pub async fn resend(&self, id: Option<i64>) -> Result<usize, crate::db::DbError> {
         let now = chrono::Utc::now().timestamp_millis();
         let n = self
@@ -82,7 +88,10 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds `config.listen_addr` and serves until `shutdown` completes.
+/// Binds `config.listen_addr`, starts the webhook worker when `webhook_url` is set, and
+/// serves until `shutdown` completes. Then the server drains its connections while the worker
+/// starts no new attempt and waits (bounded) for those in flight; [`Running::task`] completes
+/// when both have stopped.
 pub async fn start(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -101,11 +110,46 @@ pub async fn start(
              who can reach it. Set them before giving the URL to QIWI."
         );
     }
+    let stop = CancellationToken::new();
+    let worker = match Worker::from_config(state.db.clone(), &state.config)? {
+        Some(worker) => {
+            let url = state.config.webhook_url.as_ref();
+            tracing::info!(
+                // Host only: the URL may carry credentials.
+                host = url.and_then(|u| u.host_str()),
+                concurrency = state.config.webhook_concurrency,
+                signed = state.config.webhook_secret.is_some(),
+                "webhook delivery started"
+            );
+            Some(tokio::spawn(
+                worker.run(state.payment_stored.clone(), stop.clone()),
+            ))
+        }
+        None => {
+            tracing::warn!(
+                "QIWI_WEBHOOK_URL is not set: payments are stored (status 0) and not forwarded; \
+                 they are delivered once a URL is configured and the gateway restarted"
+            );
+            None
+        }
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let signal = stop.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                signal.cancel();
+            })
+            .await;
+        // Also when serving failed: the worker must not outlive the server unnoticed.
+        stop.cancel();
+        if let Some(worker) = worker
+            && let Err(e) = worker.await
+        {
+            tracing::error!(error = %e, "the webhook worker failed");
+        }
+        served
     });
     tracing::info!(%addr, "qiwi-gateway listening; QIWI endpoint is /payment, admin UI is /admin");
     Ok(Running { addr, task })

@@ -305,7 +305,16 @@ impl RawConfig {
             }
         };
         let account_pattern = Regex::new(&self.account_pattern.0)
-            .map_err(|e| invalid("account_pattern", e.to_string()))?;
+            // regex errors draw a caret over several lines: keep it to one.
+            .map_err(|e| {
+                invalid(
+                    "account_pattern",
+                    e.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            })?;
         let min_sum = amount("min_sum", &self.min_sum)?;
         let max_sum = self
             .max_sum
@@ -326,14 +335,22 @@ impl RawConfig {
                 "must be at least 1 (leave it unset to retry forever)".into(),
             ));
         }
-        let webhook_initial_delay =
-            secs("webhook_initial_delay_secs", self.webhook_initial_delay_secs)?;
+        let webhook_initial_delay = secs(
+            "webhook_initial_delay_secs",
+            self.webhook_initial_delay_secs,
+        )?;
         let webhook_max_delay = secs("webhook_max_delay_secs", self.webhook_max_delay_secs)?;
         if webhook_max_delay < webhook_initial_delay {
             return Err(invalid(
                 "webhook_max_delay_secs",
                 "is below webhook_initial_delay_secs".into(),
             ));
+        }
+        let webhook_secret = nonempty(self.webhook_secret).map(Secret);
+        if let Some(secret) = &webhook_secret {
+            // The message names what is wrong, never the secret.
+            crate::webhook::signing::Signer::new(&secret.0)
+                .map_err(|e| invalid("webhook_secret", e.to_string()))?;
         }
         Ok(Config {
             listen_addr,
@@ -346,7 +363,7 @@ impl RawConfig {
             max_sum,
             payments_enabled: self.payments_enabled,
             webhook_url: url("qiwi_webhook_url", self.qiwi_webhook_url)?,
-            webhook_secret: nonempty(self.webhook_secret).map(Secret),
+            webhook_secret,
             webhook_timeout: secs("webhook_timeout_secs", self.webhook_timeout_secs)?,
             webhook_initial_delay,
             webhook_max_delay,
@@ -406,20 +423,37 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+// figment's Jail fixes the closures' error type, which clippy finds large.
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
 
-    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
-        let _ = jail;
-        load(file.map(Path::new))
+    #[test]
+    fn the_example_file_loads_and_documents_every_key() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml.example");
+        let text = std::fs::read_to_string(&example).unwrap();
+        for key in KEYS {
+            assert!(
+                text.contains(&format!("{key} =")),
+                "{key} is not in the example"
+            );
+            assert!(
+                text.contains(&key.to_uppercase()),
+                "{key}'s env is not in the example"
+            );
+        }
+        Jail::expect_with(|_| {
+            load(Some(&example)).unwrap();
+            Ok(())
+        });
     }
 
     #[test]
     fn defaults_need_no_configuration() {
-        Jail::expect_with(|jail| {
-            let c = load_in(jail, None).unwrap();
+        Jail::expect_with(|_| {
+            let c = load(None).unwrap();
             assert_eq!(c.listen_addr, "0.0.0.0:8080".parse().unwrap());
             assert_eq!(c.database_path, PathBuf::from("data/qiwi.db"));
             assert!(c.http_auth.is_none());
@@ -443,7 +477,7 @@ mod tests {
             jail.set_env("DATABASE_PATH", "/tmp/env.db");
             jail.set_env("HTTP_AUTH_USERNAME", "qiwi");
             jail.set_env("HTTP_AUTH_PASSWORD", "12345");
-            let c = load_in(jail, Some("gw.toml")).unwrap();
+            let c = load(Some(Path::new("gw.toml"))).unwrap();
             assert_eq!(c.listen_addr, "127.0.0.1:9000".parse().unwrap());
             assert_eq!(c.database_path, PathBuf::from("/tmp/env.db"));
             assert_eq!(c.min_sum, Amount::from_minor(150));
@@ -460,7 +494,7 @@ mod tests {
             jail.set_env("MIN_SUM", "0.10");
             jail.set_env("MAX_SUM", "15000");
             jail.set_env("ADMIN_PASSWORD", "true");
-            let c = load_in(jail, None).unwrap();
+            let c = load(None).unwrap();
             assert_eq!(c.min_sum, Amount::from_minor(10));
             assert_eq!(c.max_sum, Some(Amount::from_minor(1_500_000)));
             assert_eq!(c.admin_password.unwrap().0, "true");
@@ -468,11 +502,13 @@ mod tests {
         });
     }
 
-    fn error_of(setup: impl FnOnce(&mut Jail) -> figment::error::Result<Option<&'static str>>) -> String {
+    fn error_of(
+        setup: impl FnOnce(&mut Jail) -> figment::error::Result<Option<&'static str>>,
+    ) -> String {
         let mut msg = String::new();
         Jail::expect_with(|jail| {
             let file = setup(jail)?;
-            msg = load_in(jail, file).unwrap_err().to_string();
+            msg = load(file.map(Path::new)).unwrap_err().to_string();
             Ok(())
         });
         msg
@@ -484,7 +520,10 @@ mod tests {
             j.set_env("QIWI_CHECK_URL", "not a url");
             Ok(None)
         });
-        assert!(m.contains("qiwi_check_url") && m.contains("QIWI_CHECK_URL"), "{m}");
+        assert!(
+            m.contains("qiwi_check_url") && m.contains("QIWI_CHECK_URL"),
+            "{m}"
+        );
 
         let m = error_of(|j| {
             j.set_env("LISTEN_ADDR", "localhost");
@@ -508,7 +547,10 @@ mod tests {
             j.set_env("CHECK_TIMEOUT_SECS", "soon");
             Ok(None)
         });
-        assert!(m.contains("check_timeout_secs") && m.contains("CHECK_TIMEOUT_SECS"), "{m}");
+        assert!(
+            m.contains("check_timeout_secs") && m.contains("CHECK_TIMEOUT_SECS"),
+            "{m}"
+        );
 
         let m = error_of(|j| {
             j.set_env("HTTP_AUTH_USERNAME", "only-user");
@@ -527,12 +569,25 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_whsec_secret_is_refused_without_printing_it() {
+        let m = error_of(|j| {
+            j.set_env("WEBHOOK_SECRET", "whsec_not*base64!");
+            Ok(None)
+        });
+        assert!(
+            m.contains("webhook_secret") && m.contains("WEBHOOK_SECRET"),
+            "{m}"
+        );
+        assert!(!m.contains("not*base64"), "{m}");
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         Jail::expect_with(|jail| {
             jail.set_env("HTTP_AUTH_USERNAME", "u");
             jail.set_env("HTTP_AUTH_PASSWORD", "hunter2");
             jail.set_env("WEBHOOK_SECRET", "whsec-value");
-            let c = load_in(jail, None).unwrap();
+            let c = load(None).unwrap();
             let printed = format!("{c:?}");
             assert!(!printed.contains("hunter2") && !printed.contains("whsec-value"));
             Ok(())

@@ -146,7 +146,9 @@ impl Params {
                 Ok(a) => Some(a),
                 // Judged after the account, as 242 like any sum above the maximum.
                 Err(AmountError::TooLarge) => None,
-                Err(AmountError::Malformed) => return Err(Rejection::Malformed("sum is malformed")),
+                Err(AmountError::Malformed) => {
+                    return Err(Rejection::Malformed("sum is malformed"));
+                }
             },
         };
         let txn_date = match (command, self.one("txn_date")?) {
@@ -169,7 +171,12 @@ impl Params {
         let extra = self
             .pairs
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "command" | "txn_id" | "account" | "sum" | "txn_date"))
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "command" | "txn_id" | "account" | "sum" | "txn_date"
+                )
+            })
             .take(MAX_EXTRAS)
             .map(|(k, v)| (bounded(k), bounded(v)))
             .collect();
@@ -255,8 +262,14 @@ mod tests {
             ("command=CHECK&txn_id=1&account=a&sum=1", 300),
             ("command=check&account=a&sum=1", 300),
             ("command=check&txn_id=&account=a&sum=1", 300),
-            ("command=check&txn_id=123456789012345678901&account=a&sum=1", 300),
-            ("command=check&txn_id=12345678901234567890&account=a&sum=1", 0),
+            (
+                "command=check&txn_id=123456789012345678901&account=a&sum=1",
+                300,
+            ),
+            (
+                "command=check&txn_id=12345678901234567890&account=a&sum=1",
+                0,
+            ),
             ("command=check&txn_id=-1&account=a&sum=1", 300),
             ("command=check&txn_id=1a&account=a&sum=1", 300),
             ("command=check&txn_id=1&sum=1", 300),
@@ -269,21 +282,42 @@ mod tests {
             ("command=check&txn_id=1&account=a&sum=1e3", 300),
             ("command=check&txn_id=1&account=a&sum=1.005", 300),
             ("command=check&txn_id=1&account=a&sum=NaN", 300),
-            ("command=check&txn_id=1&account=a&sum=100000000000000000000", 242),
+            (
+                "command=check&txn_id=1&account=a&sum=100000000000000000000",
+                242,
+            ),
             ("command=check&txn_id=1&account=a&sum=0", 241),
             ("command=check&txn_id=1&account=a&sum=0.00", 241),
             ("command=check&txn_id=1&account=a%20b&sum=1", 4),
             ("command=check&txn_id=1&account=a%01b&sum=1", 4),
             ("command=check&txn_id=1&account=a%FFb&sum=1", 300),
             ("command=pay&txn_id=1&account=a&sum=1", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=20240230120000", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=20240101240000", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=2024010112000", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=+2024010112000", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=20240101120000", 0),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20240230120000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20240101240000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=2024010112000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=+2024010112000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20240101120000",
+                0,
+            ),
             ("command=check&txn_id=1&txn_id=2&account=a&sum=1", 300),
             ("command=check&command=pay&txn_id=1&account=a&sum=1", 300),
-            ("command=check&txn_id=1&account=a&sum=1&ccy=RUB&ccy=USD&x", 0),
+            (
+                "command=check&txn_id=1&account=a&sum=1&ccy=RUB&ccy=USD&x",
+                0,
+            ),
         ];
         for (q, want) in cases {
             assert_eq!(code(q), want, "{q}");
@@ -297,10 +331,16 @@ mod tests {
     #[test]
     fn sum_limits() {
         let q = "command=check&txn_id=1&account=a&sum=";
-        assert_eq!(parse_with(&format!("{q}0.99"), 100, None), Err(Rejection::SumTooSmall));
+        assert_eq!(
+            parse_with(&format!("{q}0.99"), 100, None),
+            Err(Rejection::SumTooSmall)
+        );
         assert!(parse_with(&format!("{q}1.00"), 100, Some(1000)).is_ok());
         assert!(parse_with(&format!("{q}10"), 100, Some(1000)).is_ok());
-        assert_eq!(parse_with(&format!("{q}10.01"), 100, Some(1000)), Err(Rejection::SumTooLarge));
+        assert_eq!(
+            parse_with(&format!("{q}10.01"), 100, Some(1000)),
+            Err(Rejection::SumTooLarge)
+        );
     }
 
     #[test]
@@ -312,6 +352,48 @@ mod tests {
         let r = parse(&q).unwrap();
         assert_eq!(r.extra.len(), MAX_EXTRAS);
         assert!(r.extra.values().all(|v| v.chars().count() == MAX_EXTRA_LEN));
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, parsing ends in a request or a rejection, never a panic,
+        /// and a request it accepts satisfies every rule.
+        #[test]
+        fn parsing_never_panics(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Ok(r) = parse_bytes(&raw) {
+                proptest::prop_assert!(!r.txn_id.is_empty() && r.txn_id.len() <= 20);
+                proptest::prop_assert!(r.sum >= Amount::from_minor(1));
+            }
+        }
+
+        /// Well-formed requests built from arbitrary parts parse back to those parts.
+        #[test]
+        fn well_formed_requests_round_trip(
+            txn in "[0-9]{1,20}",
+            account in "[a-zA-Z0-9+<>&'\"]{1,50}",
+            minor in 1i64..100_000_000_000,
+        ) {
+            let sum = Amount::from_minor(minor).to_string();
+            let q = format!(
+                "command=pay&txn_id={txn}&account={}&sum={sum}&txn_date=20240101120000",
+                percent_encoding::utf8_percent_encode(&account, percent_encoding::NON_ALPHANUMERIC)
+            );
+            let r = parse(&q).unwrap();
+            proptest::prop_assert_eq!(r.txn_id, txn);
+            proptest::prop_assert_eq!(r.account, account);
+            proptest::prop_assert_eq!(r.sum.minor(), minor);
+        }
+    }
+
+    fn parse_bytes(raw: &[u8]) -> Result<Request, Rejection> {
+        let re = Regex::new(DEFAULT_ACCOUNT_PATTERN).unwrap();
+        let rules = Rules {
+            account_pattern: &re,
+            min_sum: Amount::from_minor(1),
+            max_sum: None,
+        };
+        let mut p = Params::default();
+        parse_params(raw, &mut p);
+        p.parse(&rules)
     }
 
     #[test]

@@ -2,5 +2,10 @@
 //! real HTTP peers (local axum servers playing the merchant's backend).
 
 mod admin;
+mod check;
+mod config;
 mod helpers;
+mod hostile;
+mod log;
 mod payment;
+mod webhook;

@@ -24,14 +24,32 @@ async fn pay_is_stored_once_and_repeats_answer_the_same() {
     assert_eq!(same_sum.get("prv_txn"), Some(prv.as_str()));
 
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
-    let (id, account, code, sum, status, minor, date): (i64, String, String, f64, i64, i64, String) =
-        app.db()
-            .query_row(
-                "SELECT id, account, code, sum, status, sum_minor, txn_date FROM qiwi_transaction",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-            )
-            .unwrap();
+    let (id, account, code, sum, status, minor, date): (
+        i64,
+        String,
+        String,
+        f64,
+        i64,
+        i64,
+        String,
+    ) = app
+        .db()
+        .query_row(
+            "SELECT id, account, code, sum, status, sum_minor, txn_date FROM qiwi_transaction",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
+        )
+        .unwrap();
     assert_eq!(id.to_string(), prv);
     assert_eq!((account.as_str(), code.as_str()), ("79001234567", "1001"));
     assert_eq!((sum, status, minor), (10.45, 0, 1045));
@@ -59,7 +77,10 @@ async fn pay_with_a_reused_txn_id_and_other_data_is_refused() {
 async fn twenty_identical_pays_at_once_make_one_row() {
     let app = spawn_app().await;
     let answers = join_all((0..20).map(|_| app.pay("555", "acc", "99.99"))).await;
-    let prv: Vec<_> = answers.iter().map(|a| a.get("prv_txn").unwrap().to_owned()).collect();
+    let prv: Vec<_> = answers
+        .iter()
+        .map(|a| a.get("prv_txn").unwrap().to_owned())
+        .collect();
     assert!(answers.iter().all(|a| a.result() == 0));
     assert!(prv.iter().all(|p| *p == prv[0]), "{prv:?}");
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
@@ -68,8 +89,7 @@ async fn twenty_identical_pays_at_once_make_one_row() {
 #[tokio::test]
 async fn many_distinct_concurrent_pays_each_get_their_own_row() {
     let app = spawn_app().await;
-    let answers =
-        join_all((0..200).map(|i| app.pay_owned(format!("{}", 10_000 + i)))).await;
+    let answers = join_all((0..200).map(|i| app.pay_owned(format!("{}", 10_000 + i)))).await;
     let mut prv: Vec<i64> = answers
         .iter()
         .map(|a| {
@@ -101,3 +121,126 @@ impl TestApp {
     }
 }
 
+#[tokio::test]
+async fn post_form_works_like_get() {
+    let app = spawn_app().await;
+    let resp = app
+        .post_payment("command=pay&txn_id=42&account=acc&sum=15&txn_date=20240101120000&ccy=RUB")
+        .await;
+    let a = XmlAnswer::from_response(resp).await;
+    assert_eq!(a.result(), 0);
+    assert_eq!(a.get("sum"), Some("15.00"));
+    let extra: String = app
+        .db()
+        .query_row(
+            "SELECT extra FROM qiwi_transaction WHERE code = '42'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(extra, r#"{"ccy":"RUB"}"#);
+}
+
+#[tokio::test]
+async fn every_result_code_of_the_parameter_table_over_http() {
+    let app =
+        spawn_app_with(|c| c.max_sum = Some(qiwi_gateway::qiwi::Amount::from_minor(100_000))).await;
+    let cases = [
+        ("", 300),
+        ("command=refund&txn_id=1&account=a&sum=1", 300),
+        ("command=check&txn_id=1x&account=a&sum=1", 300),
+        (
+            "command=check&txn_id=123456789012345678901&account=a&sum=1",
+            300,
+        ),
+        ("command=check&txn_id=1&sum=1", 300),
+        ("command=check&txn_id=1&account=a", 300),
+        ("command=check&txn_id=1&account=a&sum=1,00", 300),
+        ("command=check&txn_id=1&account=a&sum=1e2", 300),
+        ("command=check&txn_id=1&account=a%20b&sum=1", 4),
+        ("command=check&txn_id=1&account=a&sum=0.00", 241),
+        ("command=check&txn_id=1&account=a&sum=1000.01", 242),
+        ("command=check&txn_id=1&account=a&sum=1000", 0),
+        ("command=pay&txn_id=1&account=a&sum=1", 300),
+        (
+            "command=pay&txn_id=1&account=a&sum=1&txn_date=20230229120000",
+            300,
+        ),
+        (
+            "command=pay&txn_id=1&account=a&sum=1&txn_date=20240229120000",
+            0,
+        ),
+    ];
+    for (q, want) in cases {
+        let a = app.query(q).await;
+        assert_eq!(a.status, 200, "{q}");
+        assert_eq!(a.content_type, "text/xml; charset=utf-8");
+        assert_eq!(a.result(), want, "{q}: {}", a.raw);
+        assert!(a.get("comment").is_some_and(|c| !c.is_empty()));
+    }
+    // check stores nothing; only the one valid pay is stored
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_http_log"),
+        cases.len() as i64
+    );
+}
+
+#[tokio::test]
+async fn hostile_values_are_escaped_in_well_formed_answers() {
+    let app = spawn_app().await;
+    let a = app
+        .query("command=nope&txn_id=%3C%2Fosmp_txn_id%3E%3Cresult%3E0%3C%2Fresult%3E%01&account=a&sum=1")
+        .await;
+    assert_eq!(a.result(), 300);
+    assert_eq!(
+        a.get("osmp_txn_id"),
+        Some("</osmp_txn_id><result>0</result>\u{FFFD}")
+    );
+    let huge = format!(
+        "command=check&txn_id=1&account={}&sum=1",
+        "x".repeat(10_000)
+    );
+    assert_eq!(app.query(&huge).await.result(), 4);
+}
+
+#[tokio::test]
+async fn payments_switched_off_answer_7_but_known_pays_still_answer_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(&dir);
+    let app = start_in(dir, cfg).await;
+    let prv = app
+        .pay("900", "acc", "3")
+        .await
+        .get("prv_txn")
+        .unwrap()
+        .to_owned();
+    let dir = app.stop().await;
+    let mut cfg = test_config(&dir);
+    cfg.payments_enabled = false;
+    let app = start_in(dir, cfg).await;
+    assert_eq!(app.pay("901", "acc", "3").await.result(), 7);
+    assert_eq!(app.check("902", "acc", "3").await.result(), 7);
+    let repeat = app.pay("900", "acc", "3").await;
+    assert_eq!(
+        (repeat.result(), repeat.get("prv_txn")),
+        (0, Some(prv.as_str()))
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}
+
+#[tokio::test]
+async fn a_locked_database_answers_1_never_0_and_recovers() {
+    let app = spawn_app().await;
+    // Another process holds SQLite's write lock past the writer's busy timeout.
+    let locker = rusqlite::Connection::open(&app.db_path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let a = app.pay("3100", "acc", "1").await;
+    assert_eq!(a.result(), 1, "{}", a.raw);
+    assert_eq!(a.get("prv_txn"), None);
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    let a = app.pay("3100", "acc", "1").await;
+    assert_eq!(a.result(), 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}
