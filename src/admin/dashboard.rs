@@ -27,6 +27,7 @@ struct FailingView {
     account: String,
     sum: String,
     attempts: i64,
+    badge: Badge,
     last_error: String,
     last_attempt_at: String,
 }
@@ -43,7 +44,6 @@ pub struct DashboardPage {
     failing: i64,
     failing_rows: Vec<FailingView>,
     more_failing: bool,
-    failing_badge: Badge,
     last_request: Option<String>,
     last_request_age: String,
     webhook_url: Option<String>,
@@ -111,11 +111,11 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
                 account: r.account,
                 sum: view::money(r.sum_minor),
                 attempts: r.attempts,
+                badge: view::txn_badge(r.status, r.attempts, r.delivery_due_ms),
                 last_error: r.last_error.unwrap_or_default(),
                 last_attempt_at: r.last_attempt_at.unwrap_or_default(),
             })
             .collect(),
-        failing_badge: view::txn_badge(0, 1),
         last_request_age: age(&d.last_request),
         last_request: d.last_request,
         webhook_url: state.config.webhook_url.as_ref().map(view::public_url),

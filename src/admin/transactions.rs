@@ -115,7 +115,7 @@ impl From<TxnRow> for TxnView {
         TxnView {
             href: format!("/admin/transactions/{}", r.id),
             id: r.id,
-            badge: view::txn_badge(r.status, r.attempts),
+            badge: view::txn_badge(r.status, r.attempts, r.delivery_due_ms),
             sum: view::money(r.sum_minor),
             code: r.code,
             account: r.account,
@@ -419,7 +419,7 @@ pub async fn get(
                 .to_owned()
         }
     });
-    let due = match t.delivery_due_ms {
+    let due = match t.row.delivery_due_ms {
         None => "not scheduled".to_owned(),
         Some(ms) => chrono::DateTime::from_timestamp_millis(ms)
             .map(|d| format!("{} UTC", crate::db::format_time(d)))
@@ -429,7 +429,7 @@ pub async fn get(
     let page = TransactionPage {
         layout: Layout::new(format!("Transaction {}", r.code), &session, "transactions"),
         id: r.id,
-        badge: view::txn_badge(r.status, r.attempts),
+        badge: view::txn_badge(r.status, r.attempts, r.delivery_due_ms),
         sum: view::money(r.sum_minor),
         txn_date: txn_date(&r.txn_date),
         extras: view::json_rows(&t.extra),

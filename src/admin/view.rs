@@ -25,20 +25,25 @@ pub struct Badge {
     pub label: &'static str,
 }
 
-/// A transaction's delivery state.
-pub fn txn_badge(status: i64, attempts: i64) -> Badge {
-    match (status, attempts) {
-        (1, _) => Badge {
+/// A transaction's delivery state: acknowledged, not tried yet, failing (retried later), or
+/// given up (failed `webhook_max_attempts` times: nothing is due until a resend).
+pub fn txn_badge(status: i64, attempts: i64, due_ms: Option<i64>) -> Badge {
+    match (status, attempts, due_ms) {
+        (1, _, _) => Badge {
             class: "ok",
             label: "delivered",
         },
-        (_, 0) => Badge {
+        (_, 0, _) => Badge {
             class: "warn",
             label: "received",
         },
-        _ => Badge {
+        (_, _, Some(_)) => Badge {
             class: "bad",
             label: "failing",
+        },
+        (_, _, None) => Badge {
+            class: "bad",
+            label: "given up",
         },
     }
 }

@@ -118,6 +118,9 @@ pub struct TxnRow {
     pub delivered_at: Option<String>,
     /// QIWI's `txn_date` as received.
     pub txn_date: String,
+    /// When the next delivery attempt is due (Unix ms); `None` when none is scheduled
+    /// (delivered, or given up after `webhook_max_attempts`).
+    pub delivery_due_ms: Option<i64>,
     /// The other request parameters (JSON); filled only for the CSV export.
     pub extra: String,
 }
@@ -129,8 +132,6 @@ pub struct TxnDetail {
     pub row: TxnRow,
     /// The other request parameters, a JSON object.
     pub extra: String,
-    /// When the next delivery attempt is due (Unix ms); `None` when none is scheduled.
-    pub delivery_due_ms: Option<i64>,
 }
 
 /// One webhook delivery attempt.
@@ -399,7 +400,7 @@ fn page<T>(
 }
 
 const TXN_COLUMNS: &str = "code, account, sum_minor, status, created_at, attempts, last_error, \
-                           last_attempt_at, delivered_at, txn_date";
+                           last_attempt_at, delivered_at, txn_date, delivery_due_ms";
 
 fn txn_row(r: &Row<'_>, with_extra: bool) -> rusqlite::Result<TxnRow> {
     Ok(TxnRow {
@@ -414,8 +415,9 @@ fn txn_row(r: &Row<'_>, with_extra: bool) -> rusqlite::Result<TxnRow> {
         last_attempt_at: r.get(9)?,
         delivered_at: r.get(10)?,
         txn_date: r.get(11)?,
+        delivery_due_ms: r.get(12)?,
         extra: if with_extra {
-            r.get(12)?
+            r.get(13)?
         } else {
             String::new()
         },
@@ -543,14 +545,13 @@ pub fn export_batch(
 pub fn transaction(conn: &Connection, id: i64) -> Result<Option<TxnDetail>, DbError> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT 1, id, {TXN_COLUMNS}, extra, delivery_due_ms FROM qiwi_transaction \
+            "SELECT 1, id, {TXN_COLUMNS}, extra FROM qiwi_transaction \
              WHERE id = ?1"
         ))?
         .query_row([id], |r| {
             Ok(TxnDetail {
                 row: txn_row(r, false)?,
-                extra: r.get(12)?,
-                delivery_due_ms: r.get(13)?,
+                extra: r.get(13)?,
             })
         })
         .optional()?)

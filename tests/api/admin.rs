@@ -955,3 +955,65 @@ async fn the_dashboard_shows_totals_backlog_failures_and_configuration() {
     assert!(html.contains("QIWI_WEBHOOK_URL"));
     assert!(html.contains("ago"), "age of the last request");
 }
+
+/// Waits (bounded) until `done` holds: the worker runs on its own.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_resend_is_sent_by_the_worker_and_shows_as_a_new_attempt() {
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = received.clone();
+    let backend = spawn_backend(axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    ))
+    .await;
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.webhook_url = Some(format!("{backend}/hook").parse().unwrap());
+    })
+    .await;
+    app.pay("900", "acc", "3.21").await;
+    let attempts = || app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt");
+    eventually("the first delivery", || attempts() == 1).await;
+    let admin = login(&app).await;
+    let (_, html) = admin.get(&app, "/admin/transactions/1").await;
+    assert!(html.contains(">delivered<"));
+    assert_eq!(
+        html.matches("<td class=\"num\">").count(),
+        1,
+        "one attempt row"
+    );
+
+    let resp = admin
+        .post(&app, "/admin/transactions/1/resend", Some(&admin.csrf))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    eventually("the resent delivery", || attempts() == 2).await;
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0], bodies[1], "the same payload again");
+    assert!(bodies[0].contains("\"code\":\"900\""), "{}", bodies[0]);
+    let (_, html) = admin.get(&app, "/admin/transactions/1?resent=1").await;
+    assert_eq!(
+        html.matches("<td class=\"num\">").count(),
+        2,
+        "two attempt rows"
+    );
+    assert!(html.contains("Webhook delivery queued"));
+}
