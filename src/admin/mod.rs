@@ -236,8 +236,12 @@ async fn not_found(Extension(session): Extension<auth::Session>) -> Response {
     not_found_page(&session)
 }
 
-/// The 404 page outside `/admin` (no session is looked at there).
-pub async fn not_found_public() -> Response {
+/// The 404 page outside `/admin` (no session is looked at there). `/admin/` is the
+/// dashboard's address with a slash too many: sent to it.
+pub async fn not_found_public(uri: axum::http::Uri) -> Response {
+    if uri.path() == "/admin/" {
+        return axum::response::Redirect::to("/admin").into_response();
+    }
     let page = ErrorPage {
         layout: Layout::anonymous("Not found", String::new()),
         status: 404,

@@ -9,8 +9,10 @@
 //! change): the index of the most selective equality filter, whose order is already the page's
 //! order, so an index-only filter costs one seek and `PAGE_SIZE + 1` steps. Filters no index
 //! serves in that order (a sum range, text in a request) are tested row by row in Rust as the
-//! index is walked, and one page walks at most `SCAN_BUDGET` rows: a rare match deep in the
-//! table then yields a short page with a cursor to go on from, rather than a slow page.
+//! index is walked, and one page walks at most `SCAN_BUDGET` rows or `SCAN_TIME`: a rare match
+//! deep in the table then yields a short page with a cursor to go on from, not a slow page.
+
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -21,6 +23,8 @@ use super::DbError;
 pub const PAGE_SIZE: usize = 50;
 /// Most rows one page walks to find its matches when a filter is tested row by row.
 pub const SCAN_BUDGET: usize = 20_000;
+/// Longest one page walks rows to find its matches when a filter is tested row by row.
+pub const SCAN_TIME: Duration = Duration::from_millis(25);
 
 /// Which way a page goes from its cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,8 +291,9 @@ struct Scan<T> {
     budget_hit: bool,
 }
 
-/// Walks `sql`'s rows (`hit, id, ...`), keeping up to `limit` hits, and stops after `budget`
-/// rows when one is given.
+/// Walks `sql`'s rows (`hit, id, ...`), keeping up to `limit` hits. With a `budget` it also
+/// stops after that many rows or `SCAN_TIME`, whichever comes first: the time bound keeps a
+/// page fast on slow hardware too, and the cursor still resumes exactly where the walk stopped.
 fn scan<T>(
     conn: &Connection,
     sql: &str,
@@ -301,6 +306,7 @@ fn scan<T>(
     let mut rows = stmt.query(params_from_iter(params.iter()))?;
     let mut hits = Vec::new();
     let mut walked = 0;
+    let started = Instant::now();
     while let Some(row) = rows.next()? {
         let hit: bool = row.get(0)?;
         let id: i64 = row.get(1)?;
@@ -318,7 +324,8 @@ fn scan<T>(
             hits.push((id, map(row)?));
         }
         walked += 1;
-        if budget.is_some_and(|b| walked >= b) {
+        let out_of_time = || walked % 256 == 0 && started.elapsed() >= SCAN_TIME;
+        if budget.is_some_and(|b| walked >= b || out_of_time()) {
             return Ok(Scan {
                 hits,
                 more: Some(id),

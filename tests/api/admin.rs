@@ -860,7 +860,14 @@ async fn unknown_pages_and_rows_get_the_404_page() {
     // Inside the admin UI the 404 page keeps the navigation.
     let (_, html) = admin.get(&app, "/admin/nothing-here").await;
     assert!(html.contains(r#"href="/admin/transactions""#));
-    // The root leads to the admin UI.
+    // The root, and the dashboard with a trailing slash, lead to the admin UI.
+    let resp = app
+        .client
+        .get(format!("{}/admin/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()[LOCATION], "/admin");
     let resp = app
         .client
         .get(format!("{}/", app.base))
