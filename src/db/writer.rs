@@ -81,7 +81,12 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
         };
         for reply in replies {
             // rusqlite errors are not Clone: every caller learns the commit failed, and why.
-            reply(outcome.as_ref().map_err(|e| DbError::Commit(e.to_string())).copied());
+            reply(
+                outcome
+                    .as_ref()
+                    .map_err(|e| DbError::Commit(e.to_string()))
+                    .copied(),
+            );
         }
     }
 }

@@ -38,7 +38,11 @@ impl Amount {
         if int.len() > 15 {
             return Err(AmountError::TooLarge);
         }
-        let units: i64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| AmountError::Malformed)? };
+        let units: i64 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| AmountError::Malformed)?
+        };
         let cents: i64 = match frac {
             None => 0,
             Some(f) if f.len() == 1 => i64::from(f.as_bytes()[0] - b'0') * 10,
@@ -100,7 +104,11 @@ mod tests {
 
     #[test]
     fn rejects_sums_that_cannot_be_stored_exactly() {
-        for s in ["100000000000000000000", "90071992547409.92", "9999999999999999.99"] {
+        for s in [
+            "100000000000000000000",
+            "90071992547409.92",
+            "9999999999999999.99",
+        ] {
             assert_eq!(Amount::parse(s), Err(AmountError::TooLarge), "{s}");
         }
     }

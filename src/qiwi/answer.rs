@@ -112,7 +112,10 @@ mod tests {
             Some("<x>&\"'\u{1}\u{0}".to_string() + &"9".repeat(100)),
         );
         let xml = a.render();
-        assert!(xml.contains("&lt;x&gt;&amp;&quot;&apos;\u{FFFD}\u{FFFD}"), "{xml}");
+        assert!(
+            xml.contains("&lt;x&gt;&amp;&quot;&apos;\u{FFFD}\u{FFFD}"),
+            "{xml}"
+        );
         assert!(!xml.contains(&"9".repeat(MAX_ECHO)));
         assert!(xml.contains("<result>300</result>"));
     }

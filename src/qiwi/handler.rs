@@ -80,7 +80,15 @@ pub async fn any(
         }
         Ok(bytes) => {
             log.body = String::from_utf8_lossy(&bytes).into_owned();
-            answer(&state, &parts.method, &parts.uri, &parts.headers, bytes, &mut log).await
+            answer(
+                &state,
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+                bytes,
+                &mut log,
+            )
+            .await
         }
     };
     log.status = outcome.status.as_u16();

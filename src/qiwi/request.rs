@@ -146,7 +146,9 @@ impl Params {
                 Ok(a) => Some(a),
                 // Judged after the account, as 242 like any sum above the maximum.
                 Err(AmountError::TooLarge) => None,
-                Err(AmountError::Malformed) => return Err(Rejection::Malformed("sum is malformed")),
+                Err(AmountError::Malformed) => {
+                    return Err(Rejection::Malformed("sum is malformed"));
+                }
             },
         };
         let txn_date = match (command, self.one("txn_date")?) {
@@ -169,7 +171,12 @@ impl Params {
         let extra = self
             .pairs
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "command" | "txn_id" | "account" | "sum" | "txn_date"))
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "command" | "txn_id" | "account" | "sum" | "txn_date"
+                )
+            })
             .take(MAX_EXTRAS)
             .map(|(k, v)| (bounded(k), bounded(v)))
             .collect();
@@ -255,8 +262,14 @@ mod tests {
             ("command=CHECK&txn_id=1&account=a&sum=1", 300),
             ("command=check&account=a&sum=1", 300),
             ("command=check&txn_id=&account=a&sum=1", 300),
-            ("command=check&txn_id=123456789012345678901&account=a&sum=1", 300),
-            ("command=check&txn_id=12345678901234567890&account=a&sum=1", 0),
+            (
+                "command=check&txn_id=123456789012345678901&account=a&sum=1",
+                300,
+            ),
+            (
+                "command=check&txn_id=12345678901234567890&account=a&sum=1",
+                0,
+            ),
             ("command=check&txn_id=-1&account=a&sum=1", 300),
             ("command=check&txn_id=1a&account=a&sum=1", 300),
             ("command=check&txn_id=1&sum=1", 300),
@@ -269,21 +282,42 @@ mod tests {
             ("command=check&txn_id=1&account=a&sum=1e3", 300),
             ("command=check&txn_id=1&account=a&sum=1.005", 300),
             ("command=check&txn_id=1&account=a&sum=NaN", 300),
-            ("command=check&txn_id=1&account=a&sum=100000000000000000000", 242),
+            (
+                "command=check&txn_id=1&account=a&sum=100000000000000000000",
+                242,
+            ),
             ("command=check&txn_id=1&account=a&sum=0", 241),
             ("command=check&txn_id=1&account=a&sum=0.00", 241),
             ("command=check&txn_id=1&account=a%20b&sum=1", 4),
             ("command=check&txn_id=1&account=a%01b&sum=1", 4),
             ("command=check&txn_id=1&account=a%FFb&sum=1", 300),
             ("command=pay&txn_id=1&account=a&sum=1", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=20240230120000", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=20240101240000", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=2024010112000", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=+2024010112000", 300),
-            ("command=pay&txn_id=1&account=a&sum=1&txn_date=20240101120000", 0),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20240230120000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20240101240000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=2024010112000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=+2024010112000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20240101120000",
+                0,
+            ),
             ("command=check&txn_id=1&txn_id=2&account=a&sum=1", 300),
             ("command=check&command=pay&txn_id=1&account=a&sum=1", 300),
-            ("command=check&txn_id=1&account=a&sum=1&ccy=RUB&ccy=USD&x", 0),
+            (
+                "command=check&txn_id=1&account=a&sum=1&ccy=RUB&ccy=USD&x",
+                0,
+            ),
         ];
         for (q, want) in cases {
             assert_eq!(code(q), want, "{q}");
@@ -297,10 +331,16 @@ mod tests {
     #[test]
     fn sum_limits() {
         let q = "command=check&txn_id=1&account=a&sum=";
-        assert_eq!(parse_with(&format!("{q}0.99"), 100, None), Err(Rejection::SumTooSmall));
+        assert_eq!(
+            parse_with(&format!("{q}0.99"), 100, None),
+            Err(Rejection::SumTooSmall)
+        );
         assert!(parse_with(&format!("{q}1.00"), 100, Some(1000)).is_ok());
         assert!(parse_with(&format!("{q}10"), 100, Some(1000)).is_ok());
-        assert_eq!(parse_with(&format!("{q}10.01"), 100, Some(1000)), Err(Rejection::SumTooLarge));
+        assert_eq!(
+            parse_with(&format!("{q}10.01"), 100, Some(1000)),
+            Err(Rejection::SumTooLarge)
+        );
     }
 
     #[test]

@@ -189,7 +189,10 @@ pub fn parse_xml(xml: &str) -> HashMap<String, String> {
     let mut depth = 0;
     let mut root = None;
     loop {
-        match reader.read_event().unwrap_or_else(|e| panic!("bad XML {e}: {xml}")) {
+        match reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("bad XML {e}: {xml}"))
+        {
             Event::Start(e) => {
                 let name = e.name().as_ref().to_owned();
                 if depth == 0 {
@@ -205,7 +208,10 @@ pub fn parse_xml(xml: &str) -> HashMap<String, String> {
             Event::Text(t) => {
                 if let Some(name) = &current {
                     let text = t.xml10_content().into_owned();
-                    fields.entry(name.clone()).or_insert_with(String::new).push_str(&text);
+                    fields
+                        .entry(name.clone())
+                        .or_insert_with(String::new)
+                        .push_str(&text);
                 }
             }
             Event::GeneralRef(r) => {
@@ -221,7 +227,10 @@ pub fn parse_xml(xml: &str) -> HashMap<String, String> {
                             other => panic!("unexpected entity {other}"),
                         },
                     };
-                    fields.entry(name.clone()).or_insert_with(String::new).push(ch);
+                    fields
+                        .entry(name.clone())
+                        .or_insert_with(String::new)
+                        .push(ch);
                 }
             }
             Event::Eof => break,
@@ -229,7 +238,11 @@ pub fn parse_xml(xml: &str) -> HashMap<String, String> {
         }
     }
     assert_eq!(depth, 0, "unbalanced XML: {xml}");
-    assert_eq!(root.as_deref(), Some("response"), "root must be <response>: {xml}");
+    assert_eq!(
+        root.as_deref(),
+        Some("response"),
+        "root must be <response>: {xml}"
+    );
     fields
 }
 

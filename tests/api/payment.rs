@@ -24,14 +24,32 @@ async fn pay_is_stored_once_and_repeats_answer_the_same() {
     assert_eq!(same_sum.get("prv_txn"), Some(prv.as_str()));
 
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
-    let (id, account, code, sum, status, minor, date): (i64, String, String, f64, i64, i64, String) =
-        app.db()
-            .query_row(
-                "SELECT id, account, code, sum, status, sum_minor, txn_date FROM qiwi_transaction",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-            )
-            .unwrap();
+    let (id, account, code, sum, status, minor, date): (
+        i64,
+        String,
+        String,
+        f64,
+        i64,
+        i64,
+        String,
+    ) = app
+        .db()
+        .query_row(
+            "SELECT id, account, code, sum, status, sum_minor, txn_date FROM qiwi_transaction",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
+        )
+        .unwrap();
     assert_eq!(id.to_string(), prv);
     assert_eq!((account.as_str(), code.as_str()), ("79001234567", "1001"));
     assert_eq!((sum, status, minor), (10.45, 0, 1045));
@@ -59,7 +77,10 @@ async fn pay_with_a_reused_txn_id_and_other_data_is_refused() {
 async fn twenty_identical_pays_at_once_make_one_row() {
     let app = spawn_app().await;
     let answers = join_all((0..20).map(|_| app.pay("555", "acc", "99.99"))).await;
-    let prv: Vec<_> = answers.iter().map(|a| a.get("prv_txn").unwrap().to_owned()).collect();
+    let prv: Vec<_> = answers
+        .iter()
+        .map(|a| a.get("prv_txn").unwrap().to_owned())
+        .collect();
     assert!(answers.iter().all(|a| a.result() == 0));
     assert!(prv.iter().all(|p| *p == prv[0]), "{prv:?}");
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
@@ -68,8 +89,7 @@ async fn twenty_identical_pays_at_once_make_one_row() {
 #[tokio::test]
 async fn many_distinct_concurrent_pays_each_get_their_own_row() {
     let app = spawn_app().await;
-    let answers =
-        join_all((0..200).map(|i| app.pay_owned(format!("{}", 10_000 + i)))).await;
+    let answers = join_all((0..200).map(|i| app.pay_owned(format!("{}", 10_000 + i)))).await;
     let mut prv: Vec<i64> = answers
         .iter()
         .map(|a| {
@@ -100,4 +120,3 @@ impl TestApp {
         self.pay(&txn_id, "acc", "1.00").await
     }
 }
-
