@@ -1,4 +1,6 @@
-//! Shared HTTP pieces: Basic auth and how request headers are recorded.
+//! Shared HTTP pieces: Basic auth, how request headers are recorded, who the client is.
+
+pub mod client_ip;
 
 use axum::http::HeaderMap;
 use base64::Engine;

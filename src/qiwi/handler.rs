@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::db::http_log::{self, LogEntry};
 use crate::db::transactions::{self, NewPayment, StoreOutcome};
 use crate::db::{self, DbError};
+use crate::http::client_ip;
 
 /// Largest request body accepted; larger ones get 413 and are logged without their body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -56,8 +57,9 @@ pub async fn any(
 ) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
+    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
     let mut log = LogEntry {
-        ip: peer.ip().to_string(),
+        ip: ip.to_string(),
         url: parts
             .uri
             .path_and_query()
@@ -68,28 +70,11 @@ pub async fn any(
         ..LogEntry::default()
     };
 
-    let outcome = match axum::body::to_bytes(body, MAX_BODY).await {
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Outcome::http(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
-            } else {
-                Outcome::http(StatusCode::BAD_REQUEST, "unreadable request body\n")
-            }
-        }
-        Ok(bytes) => {
-            log.body = String::from_utf8_lossy(&bytes).into_owned();
-            answer(
-                &state,
-                &parts.method,
-                &parts.uri,
-                &parts.headers,
-                bytes,
-                &mut log,
-            )
-            .await
-        }
+    let outcome = if client_ip::allowed(&state.config.qiwi_allowed_ips, ip) {
+        read_and_answer(&state, &parts, body, &mut log).await
+    } else {
+        tracing::warn!(%ip, "refused /payment: the address is not in qiwi_allowed_ips");
+        Outcome::http(StatusCode::FORBIDDEN, "forbidden\n")
     };
     log.status = outcome.status.as_u16();
     log.response = outcome.body.clone();
@@ -107,6 +92,30 @@ pub async fn any(
         "payment request"
     );
     respond(outcome)
+}
+
+/// Reads the body (bounded) and answers the request.
+async fn read_and_answer(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    log: &mut LogEntry,
+) -> Outcome {
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Outcome::http(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+            } else {
+                Outcome::http(StatusCode::BAD_REQUEST, "unreadable request body\n")
+            }
+        }
+        Ok(bytes) => {
+            log.body = String::from_utf8_lossy(&bytes).into_owned();
+            answer(state, &parts.method, &parts.uri, &parts.headers, bytes, log).await
+        }
+    }
 }
 
 /// Writes the log row unless the pay job already did, in the same commit as the payment.

@@ -2,4 +2,5 @@
 //! real HTTP peers (local axum servers playing the merchant's backend).
 
 mod helpers;
+mod ops;
 mod payment;
