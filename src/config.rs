@@ -610,6 +610,8 @@ impl<'de> Deserialize<'de> for Text {
 }
 
 #[cfg(test)]
+// figment's `Jail` closures must return its `figment::Error`, which is large.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
