@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::ops::{self, Metrics};
 use crate::qiwi;
 use crate::qiwi::check::Checker;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub checker: Option<Checker>,
     /// Woken whenever a new payment is stored: its webhook is due.
     pub payment_stored: Arc<Notify>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             db,
             checker,
             payment_stored: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
         })
     }
 }
@@ -63,6 +67,11 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/payment", any(qiwi::handler::any))
+        .merge(ops::health::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::request_log::layer,
+        ))
         .with_state(state)
 }
 

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod ops;
 pub mod qiwi;
 
 /// The `User-Agent` of every outbound call.

@@ -3,6 +3,7 @@
 //! read-only connections. Nothing here blocks an async runtime thread.
 
 pub mod http_log;
+pub mod maintenance;
 mod migrations;
 pub mod transactions;
 mod writer;

@@ -88,3 +88,174 @@ async fn without_an_allow_list_everyone_is_served_and_the_peer_is_logged() {
     assert_eq!(resp.status(), 200);
     assert_eq!(app.last_log(), ("127.0.0.1".to_owned(), 200));
 }
+
+impl TestApp {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A read-write connection, for tests that tamper with the database.
+    fn db_rw(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(&self.db_path).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c
+    }
+}
+
+/// The value of one sample line (`name{labels} value`) in a metrics text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+    let resp = app.get("/healthz").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "ok\n");
+}
+
+#[tokio::test]
+async fn readyz_is_ok_while_the_database_takes_writes() {
+    let app = spawn_app().await;
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().starts_with("database: ok"));
+}
+
+#[tokio::test]
+async fn readyz_fails_while_the_database_cannot_be_written_and_recovers() {
+    let app = spawn_app_with(|c| {
+        c.timings.readiness_deadline = std::time::Duration::from_millis(300);
+    })
+    .await;
+    // Another process holding SQLite's write lock (a stuck shell, a copy tool): the gateway
+    // cannot commit anything, so it must not be sent payments.
+    let locker = app.db_rw();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), 503);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("database: no write committed within 300 ms"),
+        "{text}"
+    );
+    locker.execute_batch("ROLLBACK").unwrap();
+    // The writer gets the lock back after its busy timeout at most.
+    let mut status = 0;
+    for _ in 0..80 {
+        status = app.get("/readyz").await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_oldest_undelivered_webhook_is_too_old() {
+    let app = spawn_app_with(|c| {
+        c.readiness_max_backlog_age = Some(std::time::Duration::from_secs(3600));
+    })
+    .await;
+    assert_eq!(app.pay("1", "acc", "1.00").await.result(), 0);
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    app.db_rw()
+        .execute(
+            "UPDATE qiwi_transaction SET created_at = datetime('now', '-2 hours')",
+            [],
+        )
+        .unwrap();
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), 503);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("webhook backlog: 1 pending"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic() {
+    let app = spawn_app_with(|c| {
+        c.qiwi_allowed_ips = nets(&["127.0.0.0/8"]);
+        c.trusted_proxies = nets(&["127.0.0.1/32"]);
+    })
+    .await;
+    assert_eq!(app.pay("1", "acc", "10.45").await.result(), 0);
+    assert_eq!(app.pay("2", "acc", "5").await.result(), 0);
+    assert_eq!(app.pay("2", "acc", "5").await.result(), 0); // a repeat: no new payment
+    assert_eq!(app.pay("2", "acc", "6").await.result(), 300); // conflict
+    assert_eq!(app.check("3", "acc", "1").await.result(), 0);
+    assert_eq!(app.query("command=refund&txn_id=4").await.result(), 300);
+    assert_eq!(app.pay_forwarded("5", "203.0.113.9").await.status(), 403);
+
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = resp.text().await.unwrap();
+    let s = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} in {text}"));
+    assert_eq!(s(r#"qiwi_requests_total{command="pay",result="0"}"#), 3.0);
+    assert_eq!(s(r#"qiwi_requests_total{command="pay",result="300"}"#), 1.0);
+    assert_eq!(s(r#"qiwi_requests_total{command="check",result="0"}"#), 1.0);
+    assert_eq!(
+        s(r#"qiwi_requests_total{command="other",result="300"}"#),
+        1.0
+    );
+    assert_eq!(
+        s(r#"qiwi_requests_total{command="none",result="http_403"}"#),
+        1.0
+    );
+    assert_eq!(s("qiwi_payments_total"), 2.0);
+    assert_eq!(s("qiwi_payments_amount_kopecks_total"), 1545.0);
+    assert_eq!(s("qiwi_webhook_backlog"), 2.0);
+    assert!(s("qiwi_webhook_backlog_oldest_age_seconds") >= 0.0);
+    // every pay and every log row went through the writer
+    assert!(s("qiwi_db_write_duration_seconds_count") >= 7.0);
+}
+
+#[tokio::test]
+async fn metrics_token_guards_the_metrics() {
+    let app = spawn_app_with(|c| {
+        c.metrics_token = Some(qiwi_gateway::config::Secret("s3cret-token".into()));
+    })
+    .await;
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"metrics\""
+    );
+    let wrong = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth("s3cret-tokeN")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(
+        right
+            .text()
+            .await
+            .unwrap()
+            .contains("qiwi_payments_total 0")
+    );
+}
