@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::any;
+use axum_server::tls_rustls::RustlsAcceptor;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Checkpointing, Config};
 use crate::db::Db;
 use crate::ops::{self, Metrics};
 use crate::qiwi;
@@ -83,7 +85,9 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds `config.listen_addr` and serves until `shutdown` completes.
+/// Binds `config.listen_addr` (HTTPS when `tls_cert_file`/`tls_key_file` are set) and
+/// serves until `shutdown` completes. Then it stops accepting, gives requests in flight up to
+/// `shutdown_timeout` to finish, stops the background work, checkpoints, and `task` completes.
 pub async fn start(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -98,15 +102,58 @@ pub async fn start(
              who can reach it. Set them before giving the URL to QIWI."
         );
     }
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+    let tls = match &state.config.tls {
+        Some(files) => Some((ops::tls::load(files).await?, files.clone())),
+        None => None,
+    };
+
+    // `stop` ends the background work once the server has been told to shut down.
+    let stop = CancellationToken::new();
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let grace = state.config.shutdown_timeout;
+    tokio::spawn({
+        let (handle, stop) = (handle.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.cancelled() => {}
+            }
+            tracing::info!(
+                ?grace,
+                "no longer accepting connections; finishing requests in flight"
+            );
+            handle.graceful_shutdown(Some(grace));
+            stop.cancel();
+        }
     });
-    tracing::info!(%addr, "qiwi-gateway listening; QIWI endpoint is /payment");
+    let housekeeping = tokio::spawn(ops::housekeeping::run(state.clone(), stop.clone()));
+
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum_server::Server::<SocketAddr>::from_listener(listener).handle(handle);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let serve: BoxFuture<std::io::Result<()>> = match tls {
+        None => Box::pin(server.serve(app)),
+        Some((config, files)) => {
+            let every = state.config.timings.tls_watch;
+            tokio::spawn(ops::tls::watch(config.clone(), files, every, stop.clone()));
+            Box::pin(server.acceptor(RustlsAcceptor::new(config)).serve(app))
+        }
+    };
+    let task = tokio::spawn(async move {
+        let served = serve.await;
+        stop.cancel();
+        let _ = housekeeping.await;
+        if state.config.db_checkpoint == Checkpointing::Auto {
+            ops::housekeeping::checkpoint(&state).await;
+        }
+        tracing::info!("stopped");
+        served
+    });
+    tracing::info!(%addr, scheme, "qiwi-gateway listening; QIWI endpoint is /payment");
     Ok(Running { addr, task })
 }
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Completes on ctrl-c or SIGTERM.
 pub async fn shutdown_signal() {

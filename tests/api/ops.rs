@@ -259,3 +259,167 @@ async fn metrics_token_guards_the_metrics() {
             .contains("qiwi_payments_total 0")
     );
 }
+
+#[tokio::test]
+async fn housekeeping_prunes_old_log_rows_in_batches_and_checkpoints() {
+    let app = spawn_app().await;
+    assert_eq!(app.pay("1", "acc", "1.00").await.result(), 0);
+    {
+        let c = app.db_rw();
+        c.execute_batch("BEGIN").unwrap();
+        for _ in 0..1200 {
+            c.execute(
+                "INSERT INTO qiwi_http_log (ip, url, method, headers, created_at, status)
+                 VALUES ('127.0.0.1', '/payment', 'GET', '{}', datetime('now', '-91 days'), 200)",
+                [],
+            )
+            .unwrap();
+        }
+        // an old payment: never pruned
+        c.execute(
+            "UPDATE qiwi_transaction SET created_at = datetime('now', '-400 days')",
+            [],
+        )
+        .unwrap();
+        c.execute_batch("COMMIT").unwrap();
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let report = qiwi_gateway::ops::housekeeping::once(&app.state, &stop).await;
+    assert_eq!(report.pruned, 1200);
+    let cp = report.checkpoint.expect("a checkpoint ran");
+    assert!(!cp.busy && cp.checkpointed == cp.log, "{cp:?}");
+    // the pay's own log row (today) and the payment remain
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}
+
+#[tokio::test]
+async fn housekeeping_runs_in_the_background_and_keeps_everything_when_retention_is_off() {
+    let app = spawn_app_with(|c| {
+        c.log_retention = None;
+        c.timings.housekeeping = std::time::Duration::from_millis(50);
+    })
+    .await;
+    app.db_rw()
+        .execute(
+            "INSERT INTO qiwi_http_log (ip, url, method, headers, created_at, status)
+             VALUES ('127.0.0.1', '/payment', 'GET', '{}', '2001-01-01 00:00:00', 200)",
+            [],
+        )
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 1);
+
+    let app =
+        spawn_app_with(|c| c.timings.housekeeping = std::time::Duration::from_millis(50)).await;
+    app.db_rw()
+        .execute(
+            "INSERT INTO qiwi_http_log (ip, url, method, headers, created_at, status)
+             VALUES ('127.0.0.1', '/payment', 'GET', '{}', '2001-01-01 00:00:00', 200)",
+            [],
+        )
+        .unwrap();
+    let mut left = 1;
+    for _ in 0..50 {
+        left = app.count("SELECT COUNT(*) FROM qiwi_http_log");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0);
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1, as PEM (certificate, key).
+fn self_signed() -> (String, String) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    (ck.cert.pem(), ck.signing_key.serialize_pem())
+}
+
+/// A client that trusts only `cert_pem`, and reports the certificate the server sent.
+fn client_trusting(cert_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap()])
+        .tls_info(true)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn built_in_tls_serves_https_and_reloads_a_changed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert_a, key_a) = self_signed();
+    std::fs::write(&cert_path, &cert_a).unwrap();
+    std::fs::write(&key_path, &key_a).unwrap();
+    let app = spawn_app_with(|c| {
+        c.tls = Some(qiwi_gateway::config::TlsFiles {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+        });
+        c.timings.tls_watch = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let url = format!(
+        "https://localhost:{}/payment?command=check&txn_id=1&account=a&sum=1",
+        app.addr.port()
+    );
+
+    let a = client_trusting(&cert_a);
+    let resp = a.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("<result>0</result>"));
+    // plain HTTP on the HTTPS port gets no answer
+    assert!(
+        app.client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // Renew: new key and certificate written in place; the listener stays, the new
+    // certificate is served to new connections.
+    let (cert_b, key_b) = self_signed();
+    std::fs::write(&key_path, &key_b).unwrap();
+    std::fs::write(&cert_path, &cert_b).unwrap();
+    let b = client_trusting(&cert_b);
+    let mut served_b = false;
+    for _ in 0..100 {
+        if let Ok(r) = b.get(&url).send().await {
+            assert_eq!(r.status(), 200);
+            served_b = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served_b, "the renewed certificate was never served");
+    // a fresh client trusting only the old certificate is now refused
+    assert!(client_trusting(&cert_a).get(&url).send().await.is_err());
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 2);
+}
+
+#[tokio::test]
+async fn a_broken_renewal_keeps_the_previous_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert_a, key_a) = self_signed();
+    std::fs::write(&cert_path, &cert_a).unwrap();
+    std::fs::write(&key_path, &key_a).unwrap();
+    let app = spawn_app_with(|c| {
+        c.tls = Some(qiwi_gateway::config::TlsFiles {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+        });
+        c.timings.tls_watch = std::time::Duration::from_millis(50);
+    })
+    .await;
+    // a key that does not belong to the certificate
+    let (_, other_key) = self_signed();
+    std::fs::write(&key_path, other_key).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let url = format!("https://localhost:{}/healthz", app.addr.port());
+    let resp = client_trusting(&cert_a).get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
