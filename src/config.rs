@@ -110,7 +110,7 @@ impl Default for RawConfig {
 }
 
 /// Every key, as accepted from the environment (in upper case).
-const KEYS: &[&str] = &[
+pub const KEYS: &[&str] = &[
     "listen_addr",
     "database_path",
     "http_auth_username",

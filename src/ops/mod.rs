@@ -1,5 +1,6 @@
 //! Running the gateway for years: health and readiness, metrics, housekeeping, TLS.
 
+pub mod cli;
 pub mod health;
 pub mod housekeeping;
 pub mod metrics;
