@@ -102,6 +102,15 @@ pub async fn start(
              who can reach it. Set them before giving the URL to QIWI."
         );
     }
+    if state.config.db_checkpoint == Checkpointing::External {
+        // Litestream (or another tool) checkpoints; SQLite's automatic checkpoint after a
+        // commit would race it for the WAL.
+        state
+            .db
+            .writer()
+            .write(crate::db::maintenance::disable_autocheckpoint)
+            .await?;
+    }
     let tls = match &state.config.tls {
         Some(files) => Some((ops::tls::load(files).await?, files.clone())),
         None => None,

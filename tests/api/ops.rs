@@ -423,3 +423,23 @@ async fn a_broken_renewal_keeps_the_previous_certificate() {
     let resp = client_trusting(&cert_a).get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn external_checkpointing_turns_off_sqlites_automatic_checkpoint() {
+    let autocheckpoint = |app: &TestApp| {
+        let w = app.state.db.writer().clone();
+        async move {
+            w.write(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get::<_, i64>(0))?))
+                .await
+                .unwrap()
+        }
+    };
+    let app = spawn_app().await;
+    assert_eq!(autocheckpoint(&app).await, 1000);
+    let app =
+        spawn_app_with(|c| c.db_checkpoint = qiwi_gateway::config::Checkpointing::External).await;
+    assert_eq!(autocheckpoint(&app).await, 0);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let report = qiwi_gateway::ops::housekeeping::once(&app.state, &stop).await;
+    assert!(report.checkpoint.is_none());
+}
