@@ -494,3 +494,66 @@ async fn json_logs_have_one_line_per_request_without_secrets() {
         "the query string stays out of the log"
     );
 }
+
+fn self_signed() -> (String, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    (ck.cert.pem(), ck.signing_key.serialize_pem())
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_tls_certificate_without_dropping_the_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert_a, key_a) = self_signed();
+    std::fs::write(&cert, &cert_a).unwrap();
+    std::fs::write(&key, &key_a).unwrap();
+    let gw = Gateway::start(
+        dir.path(),
+        &[
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+        ],
+    );
+    let url = format!("https://localhost:{}/healthz", gw.addr.port());
+    let trusting = |pem: &str| {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+            .build()
+            .unwrap()
+    };
+    assert_eq!(
+        trusting(&cert_a).get(&url).send().await.unwrap().status(),
+        200
+    );
+    // the container health check speaks HTTPS to a TLS listener
+    let out = run(
+        dir.path(),
+        &["healthcheck"],
+        &[
+            ("LISTEN_ADDR", &gw.addr.to_string()),
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let (cert_b, key_b) = self_signed();
+    std::fs::write(&cert, &cert_b).unwrap();
+    std::fs::write(&key, &key_b).unwrap();
+    gw.signal(libc::SIGHUP);
+    let mut ok = false;
+    for _ in 0..100 {
+        if trusting(&cert_b).get(&url).send().await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the new certificate was not served after SIGHUP");
+    let logs = gw.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("reloaded the TLS certificate") && l.contains("SIGHUP")),
+        "{logs}"
+    );
+}

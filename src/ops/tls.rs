@@ -33,51 +33,57 @@ fn stamp(path: &Path) -> Stamp {
 /// Reloads `config` from `files` on SIGHUP, or when either file looks different at a look
 /// every `every`, until `stop`. A pair that does not load (a key written before its
 /// certificate, say) is logged and the previous certificate kept; the next change retries.
-pub async fn watch(
+///
+/// The SIGHUP handler is installed before this returns (so a SIGHUP right after start-up
+/// cannot hit the default action, which ends the process); must be called on the runtime.
+pub fn watch(
     config: RustlsConfig,
     files: TlsFiles,
     every: Duration,
     stop: CancellationToken,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let mut hup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(|e| {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| {
             tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate files are still watched");
-        }).ok();
-    let mut last = (stamp(&files.cert), stamp(&files.key));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        #[cfg(unix)]
-        let hangup = async {
-            match hup.as_mut() {
-                Some(s) => {
-                    s.recv().await;
+        })
+        .ok();
+    async move {
+        let mut last = (stamp(&files.cert), stamp(&files.key));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            #[cfg(unix)]
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hangup = std::future::pending::<()>();
-        let reason = tokio::select! {
-            () = stop.cancelled() => return,
-            () = hangup => "SIGHUP",
-            _ = tick.tick() => {
-                let now = (stamp(&files.cert), stamp(&files.key));
-                if now == last {
-                    continue;
+            };
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<()>();
+            let reason = tokio::select! {
+                () = stop.cancelled() => return,
+                () = hangup => "SIGHUP",
+                _ = tick.tick() => {
+                    let now = (stamp(&files.cert), stamp(&files.key));
+                    if now == last {
+                        continue;
+                    }
+                    last = now;
+                    "the files changed"
                 }
-                last = now;
-                "the files changed"
+            };
+            match config.reload_from_pem_file(&files.cert, &files.key).await {
+                Ok(()) => tracing::info!(reason, "reloaded the TLS certificate"),
+                Err(e) => tracing::error!(
+                    reason,
+                    error = %e,
+                    "the new TLS certificate or key does not load; still serving the previous one"
+                ),
             }
-        };
-        match config.reload_from_pem_file(&files.cert, &files.key).await {
-            Ok(()) => tracing::info!(reason, "reloaded the TLS certificate"),
-            Err(e) => tracing::error!(
-                reason,
-                error = %e,
-                "the new TLS certificate or key does not load; still serving the previous one"
-            ),
         }
     }
 }
