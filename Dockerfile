@@ -21,7 +21,6 @@ ENV DATABASE_PATH=/data/qiwi.db \
     LISTEN_ADDR=0.0.0.0:8080 \
     LOG_FORMAT=text
 VOLUME ["/data"]
-WORKDIR /data
 EXPOSE 8080
 USER 10001:10001
 # The binary checks itself: no curl in the image. It reads the same LISTEN_ADDR and TLS

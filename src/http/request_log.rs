@@ -35,7 +35,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let status = resp.status().as_u16();
     if let Some(info) = resp.extensions().get::<PaymentInfo>() {
         state.metrics.request(info.command, info.result, status);
-        let txn_id = info.txn_id.as_deref().map(|t| t.get(..40).unwrap_or(t));
+        // A valid txn_id is 20 digits; whatever else was sent is cut to a bounded length.
+        let txn_id = info.txn_id.as_deref().map(|t| {
+            let end = t.char_indices().nth(40).map_or(t.len(), |(i, _)| i);
+            &t[..end]
+        });
         tracing::info!(
             %method, path, status, latency_ms, txn_id, result = info.result, "request"
         );
