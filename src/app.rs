@@ -103,13 +103,8 @@ pub async fn start(
         );
     }
     if state.config.db_checkpoint == Checkpointing::External {
-        // Litestream (or another tool) checkpoints; SQLite's automatic checkpoint after a
-        // commit would race it for the WAL.
-        state
-            .db
-            .writer()
-            .write(crate::db::maintenance::disable_autocheckpoint)
-            .await?;
+        // Litestream (or another tool) checkpoints: the gateway's own would race it.
+        state.db.set_background_checkpoints(false);
     }
     let tls = match &state.config.tls {
         Some(files) => Some((ops::tls::load(files).await?, files.clone())),

@@ -98,13 +98,6 @@ pub fn checkpoint_passive(conn: &Connection) -> Result<Checkpoint, DbError> {
     Ok(c)
 }
 
-/// Turns off SQLite's automatic checkpoint on this connection (the writer's), for when an
-/// external tool such as Litestream owns checkpointing.
-pub fn disable_autocheckpoint(conn: &Connection) -> Result<(), DbError> {
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    Ok(())
-}
-
 /// Opens a connection for checkpoints (outside the writer, which is always in a transaction).
 pub fn open_for_checkpoints(path: &Path) -> Result<Connection, DbError> {
     let conn = Connection::open_with_flags(

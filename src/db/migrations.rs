@@ -9,6 +9,17 @@ const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
 /// Applies the migrations the database does not have yet.
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if usize::try_from(applied).is_ok_and(|a| a > MIGRATIONS.len()) {
+        // A newer gateway wrote this file: running old code on it could corrupt its meaning.
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "the database has schema version {applied}, newer than this gateway knows ({}); \
+                 run the newer gateway or restore a backup",
+                MIGRATIONS.len()
+            )),
+        ));
+    }
     for (i, sql) in (1..)
         .zip(MIGRATIONS)
         .skip(usize::try_from(applied).unwrap_or(0))
@@ -35,6 +46,9 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
+        conn.pragma_update(None, "user_version", v + 1).unwrap();
+        let err = run(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
         // The column names the original product fixes.
         conn.prepare("SELECT id, ip, url, method, headers, body, created_at FROM qiwi_http_log")
             .unwrap();

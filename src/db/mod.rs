@@ -2,6 +2,7 @@
 //! commits whatever is queued in one transaction (group commit); reads go through a pool of
 //! read-only connections. Nothing here blocks an async runtime thread.
 
+mod checkpointer;
 pub mod http_log;
 pub mod maintenance;
 mod migrations;
@@ -9,6 +10,8 @@ pub mod transactions;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -55,6 +58,8 @@ pub enum DbError {
 pub struct Db {
     writer: Writer,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// Whether the checkpointer thread checkpoints; it stops once every clone is gone.
+    checkpoints: Arc<AtomicBool>,
 }
 
 impl Db {
@@ -72,6 +77,10 @@ impl Db {
         // WAL is a property of the file: set once by the writer, readers inherit it.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_err(e.into()))?;
+        // The writer never checkpoints (that would stall every waiting request behind an
+        // fsync of the main file); the checkpointer thread does it beside it.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| open_err(e.into()))?;
         migrations::run(&mut conn).map_err(|e| open_err(e.into()))?;
 
         let manager = SqliteConnectionManager::file(path)
@@ -81,10 +90,23 @@ impl Db {
             .max_size(8)
             .min_idle(Some(1))
             .build(manager)?;
+        let checkpoints = Arc::new(AtomicBool::new(true));
+        checkpointer::start(path, Arc::downgrade(&checkpoints)).map_err(|e| open_err(e.into()))?;
         Ok(Db {
             writer: Writer::start(conn),
             readers,
+            checkpoints,
         })
+    }
+
+    /// Turns the background PASSIVE checkpoints on or off (off when Litestream checkpoints).
+    pub fn set_background_checkpoints(&self, on: bool) {
+        self.checkpoints.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the background checkpoints are on.
+    pub fn background_checkpoints(&self) -> bool {
+        self.checkpoints.load(Ordering::Relaxed)
     }
 
     /// The single writer.
@@ -109,7 +131,7 @@ impl Db {
 
 /// Pragmas every connection gets. `synchronous=FULL` makes each commit durable on disk in WAL
 /// mode before it returns: a pay is answered 0 only after that.
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -140,3 +140,84 @@ fn fail_job(job: Job) -> Reply {
         drop(job);
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> Writer {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER
+                 REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        Writer::start(conn)
+    }
+
+    async fn count(w: &Writer) -> i64 {
+        w.write(|c| Ok(c.query_row("SELECT COUNT(*) FROM child", [], |r| r.get(0))?))
+            .await
+            .unwrap()
+    }
+
+    /// Holds the writer thread so that the jobs sent meanwhile share the next batch.
+    async fn hold(w: &Writer) -> tokio::task::JoinHandle<()> {
+        let w = w.clone();
+        let (started_tx, started_rx) = oneshot::channel();
+        let h = tokio::spawn(async move {
+            w.write(move |_| {
+                let _ = started_tx.send(());
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        });
+        started_rx.await.unwrap();
+        h
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_is_rolled_back_alone() {
+        let w = writer();
+        let held = hold(&w).await;
+        let good = (1..=5)
+            .map(|i| w.write(move |c| Ok(c.execute("INSERT INTO child (id) VALUES (?1)", [i])?)));
+        let bad = w.write(|c| {
+            c.execute("INSERT INTO child (id) VALUES (100)", [])?;
+            // the same id again: this job fails after its first insert
+            Ok(c.execute("INSERT INTO child (id) VALUES (1)", [])?)
+        });
+        let (good, bad) = tokio::join!(futures::future::join_all(good), bad);
+        held.await.unwrap();
+        assert!(good.iter().all(Result::is_ok));
+        assert!(bad.is_err());
+        assert_eq!(count(&w).await, 5, "the bad job's first insert was undone");
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_every_job_of_the_batch() {
+        let w = writer();
+        let held = hold(&w).await;
+        let good = (1..=5)
+            .map(|i| w.write(move |c| Ok(c.execute("INSERT INTO child (id) VALUES (?1)", [i])?)));
+        // A deferred foreign key is checked only at COMMIT: the whole batch's commit fails.
+        let poison =
+            w.write(|c| Ok(c.execute("INSERT INTO child (id, parent) VALUES (99, 7)", [])?));
+        let (good, poison) = tokio::join!(futures::future::join_all(good), poison);
+        held.await.unwrap();
+        assert!(poison.is_err());
+        for r in good {
+            assert!(matches!(r, Err(DbError::Commit(_))), "{r:?}");
+        }
+        assert_eq!(count(&w).await, 0);
+        // and the writer goes on
+        w.write(|c| Ok(c.execute("INSERT INTO child (id) VALUES (1)", [])?))
+            .await
+            .unwrap();
+        assert_eq!(count(&w).await, 1);
+    }
+}

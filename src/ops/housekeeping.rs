@@ -1,13 +1,12 @@
-//! Background housekeeping: prunes old request log rows in small batches through the writer,
-//! refreshes the query planner's statistics, and checkpoints the WAL. Transactions are never
-//! pruned.
+//! Background housekeeping: prunes old request log rows in small batches through the writer
+//! and refreshes the query planner's statistics. Transactions are never pruned. (The WAL is
+//! checkpointed every second by the database's own checkpointer thread.)
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::config::Checkpointing;
 use crate::db::maintenance::{self, Checkpoint};
 
 /// Pause between two prune batches, so payments queued behind one get the writer first.
@@ -18,8 +17,6 @@ const BATCH_PAUSE: Duration = Duration::from_millis(20);
 pub struct Report {
     /// Request log rows deleted.
     pub pruned: usize,
-    /// The checkpoint's result, when one ran.
-    pub checkpoint: Option<Checkpoint>,
 }
 
 /// Runs a round every `timings.housekeeping` until `stop` is cancelled.
@@ -39,7 +36,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     }
 }
 
-/// One round: prune, optimize, checkpoint. Stops pruning early when `stop` is cancelled.
+/// One round: prune, then optimize. Stops pruning early when `stop` is cancelled.
 pub async fn once(state: &AppState, stop: &CancellationToken) -> Report {
     let mut report = Report::default();
     if let Some(retention) = state.config.log_retention {
@@ -67,13 +64,11 @@ pub async fn once(state: &AppState, stop: &CancellationToken) -> Report {
     if let Err(e) = state.db.writer().write(maintenance::optimize).await {
         tracing::warn!(error = %e, "PRAGMA optimize failed");
     }
-    if state.config.db_checkpoint == Checkpointing::Auto {
-        report.checkpoint = checkpoint(state).await;
-    }
     report
 }
 
-/// A PASSIVE checkpoint on a connection of its own (the writer's is always in a transaction).
+/// A PASSIVE checkpoint on a connection of its own (the writer's is always in a
+/// transaction), as the last thing before the process exits.
 pub async fn checkpoint(state: &AppState) -> Option<Checkpoint> {
     let path = state.config.database_path.clone();
     let result = tokio::task::spawn_blocking(move || {

@@ -1,6 +1,9 @@
 //! Integration tests: the real router served on 127.0.0.1:0 with its own temporary database,
 //! real HTTP peers (local axum servers playing the merchant's backend).
 
+mod check;
+mod config;
 mod helpers;
+mod log;
 mod ops;
 mod payment;

@@ -261,7 +261,7 @@ async fn metrics_token_guards_the_metrics() {
 }
 
 #[tokio::test]
-async fn housekeeping_prunes_old_log_rows_in_batches_and_checkpoints() {
+async fn housekeeping_prunes_old_log_rows_in_batches_and_a_checkpoint_completes() {
     let app = spawn_app().await;
     assert_eq!(app.pay("1", "acc", "1.00").await.result(), 0);
     {
@@ -286,7 +286,9 @@ async fn housekeeping_prunes_old_log_rows_in_batches_and_checkpoints() {
     let stop = tokio_util::sync::CancellationToken::new();
     let report = qiwi_gateway::ops::housekeeping::once(&app.state, &stop).await;
     assert_eq!(report.pruned, 1200);
-    let cp = report.checkpoint.expect("a checkpoint ran");
+    let cp = qiwi_gateway::ops::housekeeping::checkpoint(&app.state)
+        .await
+        .expect("a checkpoint ran");
     assert!(!cp.busy && cp.checkpointed == cp.log, "{cp:?}");
     // the pay's own log row (today) and the payment remain
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 1);
@@ -425,21 +427,12 @@ async fn a_broken_renewal_keeps_the_previous_certificate() {
 }
 
 #[tokio::test]
-async fn external_checkpointing_turns_off_sqlites_automatic_checkpoint() {
-    let autocheckpoint = |app: &TestApp| {
-        let w = app.state.db.writer().clone();
-        async move {
-            w.write(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get::<_, i64>(0))?))
-                .await
-                .unwrap()
-        }
-    };
+async fn external_checkpointing_stops_the_gateways_own_checkpoints() {
     let app = spawn_app().await;
-    assert_eq!(autocheckpoint(&app).await, 1000);
-    let app =
-        spawn_app_with(|c| c.db_checkpoint = qiwi_gateway::config::Checkpointing::External).await;
-    assert_eq!(autocheckpoint(&app).await, 0);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let report = qiwi_gateway::ops::housekeeping::once(&app.state, &stop).await;
-    assert!(report.checkpoint.is_none());
+    assert!(app.state.db.background_checkpoints());
+    let app = spawn_app_with(|c| {
+        c.db_checkpoint = qiwi_gateway::config::Checkpointing::External;
+    })
+    .await;
+    assert!(!app.state.db.background_checkpoints());
 }

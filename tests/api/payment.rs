@@ -120,3 +120,127 @@ impl TestApp {
         self.pay(&txn_id, "acc", "1.00").await
     }
 }
+
+#[tokio::test]
+async fn post_form_works_like_get() {
+    let app = spawn_app().await;
+    let resp = app
+        .post_payment("command=pay&txn_id=42&account=acc&sum=15&txn_date=20240101120000&ccy=RUB")
+        .await;
+    let a = XmlAnswer::from_response(resp).await;
+    assert_eq!(a.result(), 0);
+    assert_eq!(a.get("sum"), Some("15.00"));
+    let extra: String = app
+        .db()
+        .query_row(
+            "SELECT extra FROM qiwi_transaction WHERE code = '42'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(extra, r#"{"ccy":"RUB"}"#);
+}
+
+#[tokio::test]
+async fn every_result_code_of_the_parameter_table_over_http() {
+    let app =
+        spawn_app_with(|c| c.max_sum = Some(qiwi_gateway::qiwi::Amount::from_minor(100_000))).await;
+    let cases = [
+        ("", 300),
+        ("command=refund&txn_id=1&account=a&sum=1", 300),
+        ("command=check&txn_id=1x&account=a&sum=1", 300),
+        (
+            "command=check&txn_id=123456789012345678901&account=a&sum=1",
+            300,
+        ),
+        ("command=check&txn_id=1&sum=1", 300),
+        ("command=check&txn_id=1&account=a", 300),
+        ("command=check&txn_id=1&account=a&sum=1,00", 300),
+        ("command=check&txn_id=1&account=a&sum=1e2", 300),
+        ("command=check&txn_id=1&account=a%20b&sum=1", 4),
+        ("command=check&txn_id=1&account=a&sum=0.00", 241),
+        ("command=check&txn_id=1&account=a&sum=1000.01", 242),
+        ("command=check&txn_id=1&account=a&sum=1000", 0),
+        ("command=pay&txn_id=1&account=a&sum=1", 300),
+        (
+            "command=pay&txn_id=1&account=a&sum=1&txn_date=20230229120000",
+            300,
+        ),
+        (
+            "command=pay&txn_id=1&account=a&sum=1&txn_date=20240229120000",
+            0,
+        ),
+    ];
+    for (q, want) in cases {
+        let a = app.query(q).await;
+        assert_eq!(a.status, 200, "{q}");
+        assert_eq!(a.content_type, "text/xml; charset=utf-8");
+        assert_eq!(a.result(), want, "{q}: {}", a.raw);
+        assert!(a.get("comment").is_some_and(|c| !c.is_empty()));
+    }
+    // check stores nothing; only the one valid pay is stored
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_http_log"),
+        cases.len() as i64
+    );
+}
+
+#[tokio::test]
+async fn hostile_values_are_escaped_in_well_formed_answers() {
+    let app = spawn_app().await;
+    let a = app
+        .query("command=nope&txn_id=%3C%2Fosmp_txn_id%3E%3Cresult%3E0%3C%2Fresult%3E%01&account=a&sum=1")
+        .await;
+    assert_eq!(a.result(), 300);
+    assert_eq!(
+        a.get("osmp_txn_id"),
+        Some("</osmp_txn_id><result>0</result>\u{FFFD}")
+    );
+    let huge = format!(
+        "command=check&txn_id=1&account={}&sum=1",
+        "x".repeat(10_000)
+    );
+    assert_eq!(app.query(&huge).await.result(), 4);
+}
+
+#[tokio::test]
+async fn payments_switched_off_answer_7_but_known_pays_still_answer_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(&dir);
+    let app = start_in(dir, cfg).await;
+    let prv = app
+        .pay("900", "acc", "3")
+        .await
+        .get("prv_txn")
+        .unwrap()
+        .to_owned();
+    let dir = app.stop().await;
+    let mut cfg = test_config(&dir);
+    cfg.payments_enabled = false;
+    let app = start_in(dir, cfg).await;
+    assert_eq!(app.pay("901", "acc", "3").await.result(), 7);
+    assert_eq!(app.check("902", "acc", "3").await.result(), 7);
+    let repeat = app.pay("900", "acc", "3").await;
+    assert_eq!(
+        (repeat.result(), repeat.get("prv_txn")),
+        (0, Some(prv.as_str()))
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}
+
+#[tokio::test]
+async fn a_locked_database_answers_1_never_0_and_recovers() {
+    let app = spawn_app().await;
+    // Another process holds SQLite's write lock past the writer's busy timeout.
+    let locker = rusqlite::Connection::open(&app.db_path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let a = app.pay("3100", "acc", "1").await;
+    assert_eq!(a.result(), 1, "{}", a.raw);
+    assert_eq!(a.get("prv_txn"), None);
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    let a = app.pay("3100", "acc", "1").await;
+    assert_eq!(a.result(), 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}

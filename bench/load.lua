@@ -1,0 +1,55 @@
+-- wrk script: QIWI requests against /payment. MODE (env) picks the request:
+--   check  - command=check, unique txn_ids
+--   pay    - command=pay, unique txn_ids
+--   repeat - command=pay, the same txn_id every time
+--   plain  - whatever path wrk was given (the ceiling)
+-- Counts answers with <result>0</result> and prints one JSON line at the end.
+local mode = os.getenv("MODE") or "plain"
+local threads = {}
+local counter = 0
+ok = 0
+bad = 0
+
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  prefix = tostring(id) .. string.format("%07d", math.random(0, 9999999))
+end
+
+function request()
+  counter = counter + 1
+  local txn = prefix .. string.format("%08d", counter)
+  if mode == "check" then
+    return wrk.format("GET", "/payment?command=check&txn_id=" .. txn .. "&account=79001234567&sum=10.45")
+  elseif mode == "pay" then
+    return wrk.format("GET", "/payment?command=pay&txn_id=" .. txn .. "&account=79001234567&sum=10.45&txn_date=20240101120000")
+  elseif mode == "repeat" then
+    return wrk.format("GET", "/payment?command=pay&txn_id=42&account=79001234567&sum=10.45&txn_date=20240101120000")
+  end
+  return wrk.format("GET", "/payment")
+end
+
+function response(status, headers, body)
+  if status == 200 and string.find(body, "<result>0</result>", 1, true) then
+    ok = ok + 1
+  else
+    bad = bad + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local oks, bads = 0, 0
+  for _, t in ipairs(threads) do
+    oks = oks + t:get("ok")
+    bads = bads + t:get("bad")
+  end
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    'JSON {"requests":%d,"seconds":%.3f,"p50_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,"errors":%d,"ok":%d,"not_ok":%d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, errors, oks, bads))
+end

@@ -1,0 +1,23 @@
+//! The benchmark's ceiling: an axum route answering the same XML as a successful `pay`, with
+//! no database and no parsing. What the gateway reaches is read against this.
+
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+
+const ANSWER: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<response>\n\
+<osmp_txn_id>1234567</osmp_txn_id>\n<prv_txn>2016</prv_txn>\n<sum>10.45</sum>\n\
+<result>0</result>\n<comment>OK</comment>\n</response>\n";
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8090".into());
+    let app = Router::new().route(
+        "/payment",
+        get(|| async { ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], ANSWER) }),
+    );
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    axum::serve(listener, app).await
+}

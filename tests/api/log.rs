@@ -1,0 +1,194 @@
+//! Basic auth on `/payment` and the request log.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use qiwi_gateway::config::{BasicAuth, Secret};
+
+use crate::helpers::*;
+
+fn with_auth(c: &mut qiwi_gateway::config::Config) {
+    c.http_auth = Some(BasicAuth {
+        username: "qiwi".into(),
+        password: Secret("pa55word".into()),
+    });
+}
+
+#[tokio::test]
+async fn basic_auth_is_required_when_configured() {
+    let app = spawn_app_with(with_auth).await;
+    let url = format!(
+        "{}/payment?command=check&txn_id=1&account=a&sum=1",
+        app.base
+    );
+
+    let none = app.client.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(
+        none.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic realm=")
+    );
+
+    let wrong = app
+        .client
+        .get(&url)
+        .basic_auth("qiwi", Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let right = app
+        .client
+        .get(&url)
+        .basic_auth("qiwi", Some("pa55word"))
+        .send()
+        .await
+        .unwrap();
+    let a = XmlAnswer::from_response(right).await;
+    assert_eq!((a.status, a.result()), (200, 0));
+
+    // every attempt is logged, the secret masked but the user kept
+    let rows: Vec<(i64, String)> = app
+        .db()
+        .prepare("SELECT status, headers FROM qiwi_http_log ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [401, 401, 200]
+    );
+    for (_, headers) in &rows[1..] {
+        let h: serde_json::Value = serde_json::from_str(headers).unwrap();
+        assert_eq!(h["authorization"], "Basic qiwi:***");
+    }
+    let all: String = app
+        .db()
+        .query_row(
+            "SELECT group_concat(headers || url || body || response) FROM qiwi_http_log",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!all.contains("pa55word") && !all.contains(&STANDARD.encode("qiwi:pa55word")));
+}
+
+#[tokio::test]
+async fn without_auth_configured_the_endpoint_is_open() {
+    let app = spawn_app().await;
+    assert_eq!(app.check("1", "a", "1").await.status, 200);
+}
+
+#[tokio::test]
+async fn every_kind_of_request_is_one_log_row() {
+    let app = spawn_app().await;
+    let base = &app.base;
+    // 405
+    let r = app
+        .client
+        .delete(format!("{base}/payment?txn_id=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, POST");
+    // 413: the body is refused and not stored
+    let big = "a".repeat(64 * 1024 + 1);
+    let r = app
+        .client
+        .post(format!("{base}/payment"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // exactly 64 KiB is accepted (and is malformed: 300)
+    let r = app.post_payment(&"b".repeat(64 * 1024)).await;
+    assert_eq!(XmlAnswer::from_response(r).await.result(), 300);
+    // wrong content type: protocol error 300, logged with its body
+    let r = app
+        .client
+        .post(format!("{base}/payment"))
+        .header("content-type", "application/json")
+        .body(r#"{"command":"check"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(XmlAnswer::from_response(r).await.result(), 300);
+    // a pay, logged in the same commit as the payment
+    app.pay("77", "acc", "1").await;
+
+    struct Row {
+        method: String,
+        url: String,
+        ip: String,
+        status: i64,
+        result: Option<i64>,
+        txn_id: Option<String>,
+        body_len: i64,
+        created_at: String,
+    }
+    let rows: Vec<Row> = app
+        .db()
+        .prepare(
+            "SELECT method, url, ip, status, result, txn_id, length(body), created_at
+             FROM qiwi_http_log ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok(Row {
+                method: r.get(0)?,
+                url: r.get(1)?,
+                ip: r.get(2)?,
+                status: r.get(3)?,
+                result: r.get(4)?,
+                txn_id: r.get(5)?,
+                body_len: r.get(6)?,
+                created_at: r.get(7)?,
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(
+        (
+            rows[0].method.as_str(),
+            rows[0].url.as_str(),
+            rows[0].status
+        ),
+        ("DELETE", "/payment?txn_id=5", 405)
+    );
+    assert_eq!((rows[1].status, rows[1].body_len), (413, 0));
+    assert_eq!(
+        (rows[2].status, rows[2].result, rows[2].body_len),
+        (200, Some(300), 64 * 1024)
+    );
+    assert_eq!((rows[3].result, rows[3].body_len), (Some(300), 19));
+    assert_eq!(
+        (rows[4].result, rows[4].txn_id.as_deref()),
+        (Some(0), Some("77"))
+    );
+    assert!(rows.iter().all(|r| r.ip == "127.0.0.1"));
+    // UTC 'YYYY-MM-DD HH:MM:SS', close to now
+    let now = chrono::Utc::now().naive_utc();
+    for r in &rows {
+        let t = chrono::NaiveDateTime::parse_from_str(&r.created_at, "%Y-%m-%d %H:%M:%S").unwrap();
+        assert!((now - t).num_seconds().abs() < 60, "{}", r.created_at);
+    }
+    // the answer QIWI was told is kept
+    let response: String = app
+        .db()
+        .query_row(
+            "SELECT response FROM qiwi_http_log WHERE txn_id = '77'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(response.contains("<result>0</result>"));
+}
