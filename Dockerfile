@@ -7,7 +7,7 @@ WORKDIR /src
 # keeps out target/, tests, local databases and config.
 COPY . .
 RUN cargo build --release --locked \
-    && install -D -m 0755 target/release/qiwi-gateway /out/qiwi-gateway \
+    && install -s -D -m 0755 target/release/qiwi-gateway /out/qiwi-gateway \
     && mkdir -p /out/data
 
 FROM debian:bookworm-slim
