@@ -113,6 +113,13 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn display_and_parse_round_trip(minor in 0i64..=MAX_MINOR) {
+            proptest::prop_assert_eq!(Amount::parse(&Amount(minor).to_string()), Ok(Amount(minor)));
+        }
+    }
+
     #[test]
     fn displays_two_decimals() {
         assert_eq!(Amount(15200).to_string(), "152.00");

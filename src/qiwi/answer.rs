@@ -72,14 +72,14 @@ impl Answer {
     }
 }
 
-/// Keeps only characters XML 1.0 allows (escaping cannot make a control byte legal), bounded.
+/// Keeps the echo to characters that survive XML unchanged: control characters (which XML
+/// 1.0 forbids, or rewrites, as it does `\r`) and non-characters become U+FFFD; bounded.
 fn xml_safe(s: &str) -> String {
     s.chars()
         .take(MAX_ECHO)
         .map(|c| match c {
-            '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' => c,
-            c if c >= '\u{10000}' => c,
-            _ => '\u{FFFD}',
+            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
+            c => c,
         })
         .collect()
 }
@@ -87,6 +87,80 @@ fn xml_safe(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use quick_xml::events::Event;
+
+    /// Parses an answer strictly back into (element, text) pairs.
+    fn parse_back(xml: &str) -> Vec<(String, String)> {
+        let mut reader = quick_xml::Reader::from_str(xml);
+        reader.config_mut().check_end_names = true;
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut open: Option<String> = None;
+        loop {
+            match reader.read_event().expect("well-formed XML") {
+                Event::Start(e) => {
+                    let name = e.name().as_ref().to_owned();
+                    if name != "response" {
+                        out.push((name.clone(), String::new()));
+                        open = Some(name);
+                    }
+                }
+                Event::End(_) => open = None,
+                Event::Text(t) if open.is_some() => {
+                    out.last_mut().unwrap().1.push_str(&t.xml10_content());
+                }
+                Event::GeneralRef(r) if open.is_some() => {
+                    let c = match r.resolve_char_ref().unwrap() {
+                        Some(c) => c,
+                        None => match &*r.into_inner() {
+                            "lt" => '<',
+                            "gt" => '>',
+                            "amp" => '&',
+                            "quot" => '"',
+                            "apos" => '\'',
+                            other => panic!("entity {other}"),
+                        },
+                    };
+                    out.last_mut().unwrap().1.push(c);
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn every_answer_parses_back_with_the_same_values(
+            echo in proptest::option::of(any::<String>()),
+            prv in proptest::option::of(0i64..i64::MAX),
+            minor in proptest::option::of(0i64..9_007_199_254_740_991),
+            code in proptest::sample::select(vec![
+                ResultCode::Ok, ResultCode::Temporary, ResultCode::BadAccount,
+                ResultCode::AccountNotFound, ResultCode::Forbidden, ResultCode::SumTooSmall,
+                ResultCode::SumTooLarge, ResultCode::Other,
+            ]),
+        ) {
+            let a = Answer {
+                osmp_txn_id: echo.clone(),
+                prv_txn: prv,
+                sum: minor.map(Amount::from_minor),
+                result: code,
+                comment: code.comment(),
+            };
+            let fields = parse_back(&a.render());
+            let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+            prop_assert_eq!(get("osmp_txn_id"), echo.map(|e| xml_safe(&e)));
+            prop_assert_eq!(get("prv_txn"), prv.map(|p| p.to_string()));
+            prop_assert_eq!(
+                get("sum").map(|s| Amount::parse(&s).unwrap()),
+                minor.map(Amount::from_minor)
+            );
+            prop_assert_eq!(get("result"), Some(code.code().to_string()));
+            prop_assert_eq!(get("comment"), Some(code.comment().to_string()));
+        }
+    }
 
     #[test]
     fn renders_the_protocol_shape() {

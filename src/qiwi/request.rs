@@ -363,6 +363,48 @@ mod tests {
         assert!(r.extra.values().all(|v| v.chars().count() == MAX_EXTRA_LEN));
     }
 
+    proptest::proptest! {
+        /// Whatever bytes arrive, parsing ends in a request or a rejection, never a panic,
+        /// and a request it accepts satisfies every rule.
+        #[test]
+        fn parsing_never_panics(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Ok(r) = parse_bytes(&raw) {
+                proptest::prop_assert!(!r.txn_id.is_empty() && r.txn_id.len() <= 20);
+                proptest::prop_assert!(r.sum >= Amount::from_minor(1));
+            }
+        }
+
+        /// Well-formed requests built from arbitrary parts parse back to those parts.
+        #[test]
+        fn well_formed_requests_round_trip(
+            txn in "[0-9]{1,20}",
+            account in "[a-zA-Z0-9+<>&'\"]{1,50}",
+            minor in 1i64..100_000_000_000,
+        ) {
+            let sum = Amount::from_minor(minor).to_string();
+            let q = format!(
+                "command=pay&txn_id={txn}&account={}&sum={sum}&txn_date=20240101120000",
+                percent_encoding::utf8_percent_encode(&account, percent_encoding::NON_ALPHANUMERIC)
+            );
+            let r = parse(&q).unwrap();
+            proptest::prop_assert_eq!(r.txn_id, txn);
+            proptest::prop_assert_eq!(r.account, account);
+            proptest::prop_assert_eq!(r.sum.minor(), minor);
+        }
+    }
+
+    fn parse_bytes(raw: &[u8]) -> Result<Request, Rejection> {
+        let re = Regex::new(DEFAULT_ACCOUNT_PATTERN).unwrap();
+        let rules = Rules {
+            account_pattern: &re,
+            min_sum: Amount::from_minor(1),
+            max_sum: None,
+        };
+        let mut p = Params::default();
+        parse_params(raw, &mut p);
+        p.parse(&rules)
+    }
+
     #[test]
     fn echoes_the_raw_txn_id() {
         let mut p = Params::default();

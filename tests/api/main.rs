@@ -4,6 +4,7 @@
 mod check;
 mod config;
 mod helpers;
+mod hostile;
 mod log;
 mod ops;
 mod payment;
