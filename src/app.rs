@@ -15,6 +15,7 @@ use crate::db::Db;
 use crate::ops::{self, Metrics};
 use crate::qiwi;
 use crate::qiwi::check::Checker;
+use crate::webhook::Worker;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -52,7 +53,11 @@ impl AppState {
 
 impl AppState {
     /// Makes a webhook delivery due now (one transaction, or with `None` every undelivered
-    /// one) and wakes the worker. Returns how many deliveries were made due.
+    /// one, given-up ones included) and wakes the worker. Returns how many deliveries were made
+    /// due. A delivered transaction is sent once more: the attempt is recorded in the history,
+    /// its `status` stays 1 and its `delivered_at` keeps the first delivery's time; should
+    /// that attempt fail it is retried on the usual schedule. A resend while an attempt of the
+    /// same row is in flight is not lost: the row stays due after that attempt.
     pub async fn resend(&self, id: Option<i64>) -> Result<usize, crate::db::DbError> {
         let now = chrono::Utc::now().timestamp_millis();
         let n = self
@@ -85,9 +90,11 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds `config.listen_addr` (HTTPS when `tls_cert_file`/`tls_key_file` are set) and
-/// serves until `shutdown` completes. Then it stops accepting, gives requests in flight up to
-/// `shutdown_timeout` to finish, stops the background work, checkpoints, and `task` completes.
+/// Binds `config.listen_addr` (HTTPS when `tls_cert_file`/`tls_key_file` are set), starts
+/// the webhook worker when `webhook_url` is set, and serves until `shutdown` completes. Then
+/// the server stops accepting and gives requests in flight up to `shutdown_timeout`, while the
+/// worker starts no new attempt and waits (bounded) for those in flight; housekeeping stops,
+/// the WAL is checkpointed, and [`Running::task`] completes.
 pub async fn start(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -111,8 +118,32 @@ pub async fn start(
         None => None,
     };
 
-    // `stop` ends the background work once the server has been told to shut down.
+    // `stop` ends the background work (worker, housekeeping, certificate watch) once the
+    // server has been told to shut down.
     let stop = CancellationToken::new();
+    let worker = match Worker::from_config(state.db.clone(), &state.config)? {
+        Some(worker) => {
+            let url = state.config.webhook_url.as_ref();
+            tracing::info!(
+                // Host only: the URL may carry credentials.
+                host = url.and_then(|u| u.host_str()),
+                concurrency = state.config.webhook_concurrency,
+                signed = state.config.webhook_secret.is_some(),
+                "webhook delivery started"
+            );
+            let worker = worker.with_metrics(state.metrics.clone());
+            Some(tokio::spawn(
+                worker.run(state.payment_stored.clone(), stop.clone()),
+            ))
+        }
+        None => {
+            tracing::warn!(
+                "QIWI_WEBHOOK_URL is not set: payments are stored (status 0) and not forwarded; \
+                 they are delivered once a URL is configured and the gateway restarted"
+            );
+            None
+        }
+    };
     let handle = axum_server::Handle::<SocketAddr>::new();
     let grace = state.config.shutdown_timeout;
     tokio::spawn({
@@ -145,7 +176,13 @@ pub async fn start(
     };
     let task = tokio::spawn(async move {
         let served = serve.await;
+        // Also when serving failed: the worker must not outlive the server unnoticed.
         stop.cancel();
+        if let Some(worker) = worker
+            && let Err(e) = worker.await
+        {
+            tracing::error!(error = %e, "the webhook worker failed");
+        }
         let _ = housekeeping.await;
         if state.config.db_checkpoint == Checkpointing::Auto {
             ops::housekeeping::checkpoint(&state).await;

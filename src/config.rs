@@ -448,6 +448,12 @@ impl RawConfig {
                 "is below webhook_initial_delay_secs".into(),
             ));
         }
+        let webhook_secret = nonempty(self.webhook_secret).map(Secret);
+        if let Some(secret) = &webhook_secret {
+            // The message names what is wrong, never the secret.
+            crate::webhook::signing::Signer::new(&secret.0)
+                .map_err(|e| invalid("webhook_secret", e.to_string()))?;
+        }
         let log_format = match self.log_format.0.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -520,7 +526,7 @@ impl RawConfig {
             max_sum,
             payments_enabled: self.payments_enabled,
             webhook_url: url("qiwi_webhook_url", self.qiwi_webhook_url)?,
-            webhook_secret: nonempty(self.webhook_secret).map(Secret),
+            webhook_secret,
             webhook_timeout: secs("webhook_timeout_secs", self.webhook_timeout_secs)?,
             webhook_initial_delay,
             webhook_max_delay,
@@ -853,6 +859,19 @@ mod tests {
             assert_eq!(c.metrics_token.unwrap().0, "12345");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_malformed_whsec_secret_is_refused_without_printing_it() {
+        let m = error_of(|j| {
+            j.set_env("WEBHOOK_SECRET", "whsec_not*base64!");
+            Ok(None)
+        });
+        assert!(
+            m.contains("webhook_secret") && m.contains("WEBHOOK_SECRET"),
+            "{m}"
+        );
+        assert!(!m.contains("not*base64"), "{m}");
     }
 
     #[test]

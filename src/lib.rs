@@ -7,6 +7,7 @@ pub mod db;
 pub mod http;
 pub mod ops;
 pub mod qiwi;
+pub mod webhook;
 
 /// The `User-Agent` of every outbound call.
 pub const USER_AGENT: &str = concat!("qiwi-gateway/", env!("CARGO_PKG_VERSION"));

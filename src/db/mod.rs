@@ -6,6 +6,7 @@ mod checkpointer;
 pub mod http_log;
 pub mod maintenance;
 mod migrations;
+pub mod outbox;
 pub mod transactions;
 mod writer;
 

@@ -8,3 +8,4 @@ mod hostile;
 mod log;
 mod ops;
 mod payment;
+mod webhook;

@@ -436,3 +436,47 @@ async fn external_checkpointing_stops_the_gateways_own_checkpoints() {
     .await;
     assert!(!app.state.db.background_checkpoints());
 }
+
+/// Polls `cond` every 20 ms for up to 5 s.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..250 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn metrics_count_webhook_attempts_by_outcome() {
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    let backend = spawn_backend(
+        axum::Router::new()
+            .route("/ok", post(|| async { StatusCode::OK }))
+            .route("/bad", post(|| async { StatusCode::INTERNAL_SERVER_ERROR })),
+    )
+    .await;
+    for (url, outcome) in [
+        (format!("{backend}/ok"), "delivered"),
+        (format!("{backend}/bad"), "rejected"),
+        (refused_url().await, "no_answer"),
+    ] {
+        let app = spawn_app_with(|c| c.webhook_url = Some(url.parse().unwrap())).await;
+        assert_eq!(app.pay("1", "acc", "1.00").await.result(), 0);
+        until("an attempt", || {
+            app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt") >= 1
+        })
+        .await;
+        let text = app.get("/metrics").await.text().await.unwrap();
+        let series = format!("qiwi_webhook_attempts_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(sample(&text, &series), Some(1.0), "{series} in {text}");
+        let backlog = if outcome == "delivered" { 0.0 } else { 1.0 };
+        assert_eq!(
+            sample(&text, "qiwi_webhook_backlog"),
+            Some(backlog),
+            "{text}"
+        );
+    }
+}

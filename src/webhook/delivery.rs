@@ -1,0 +1,339 @@
+//! One HTTP attempt: the payload, the headers, and how the answer is classified.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use url::Url;
+
+use super::signing::Signer;
+use crate::db::outbox::Due;
+
+/// How much of an answer's body is kept in the attempt history.
+pub const BODY_PREFIX: usize = 1024;
+
+/// Sends deliveries to the merchant's backend: one shared client (its connection pool is
+/// reused by every attempt), a fixed URL, and the signer when a secret is configured.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    client: reqwest::Client,
+    url: Url,
+    signer: Option<Signer>,
+    timeout: Duration,
+}
+
+/// How one attempt ended, before the retry policy judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The HTTP status, when an answer came.
+    pub http_status: Option<u16>,
+    /// `None` when the backend acknowledged (200 or 201).
+    pub failure: Option<Failure>,
+    /// The answer's `Retry-After` header, as sent.
+    pub retry_after: Option<String>,
+    /// The first [`BODY_PREFIX`] bytes of the answer's body (cut at a character boundary).
+    pub body: String,
+    /// How long the attempt took.
+    pub duration: Duration,
+}
+
+/// Why an attempt did not count as delivered. Displayed as `kind: detail`, which is what the
+/// history and `last_error` store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// An answer other than 200 or 201 (redirects are not followed).
+    Status(u16),
+    /// No complete answer within the timeout.
+    Timeout(Duration),
+    /// No connection: refused, unreachable, name not resolved.
+    Connect(String),
+    /// The TLS handshake failed (certificate, protocol).
+    Tls(String),
+    /// The connection broke after it was made: closed or reset before a full answer.
+    Connection(String),
+}
+
+impl Failure {
+    /// The kind alone: `status`, `timeout`, `connect`, `tls` or `connection`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Status(_) => "status",
+            Failure::Timeout(_) => "timeout",
+            Failure::Connect(_) => "connect",
+            Failure::Tls(_) => "tls",
+            Failure::Connection(_) => "connection",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self.kind();
+        match self {
+            Failure::Status(s) => {
+                let reason = StatusCode::from_u16(*s)
+                    .ok()
+                    .and_then(|s| s.canonical_reason());
+                match reason {
+                    Some(r) => write!(f, "{kind}: {s} {r}"),
+                    None => write!(f, "{kind}: {s}"),
+                }
+            }
+            Failure::Timeout(t) => write!(f, "{kind}: no complete answer within {t:?}"),
+            Failure::Connect(d) | Failure::Tls(d) | Failure::Connection(d) => {
+                write!(f, "{kind}: {d}")
+            }
+        }
+    }
+}
+
+impl Deliverer {
+    /// A deliverer for `url` whose attempts give up after `timeout` and never follow redirects.
+    pub fn new(
+        url: Url,
+        signer: Option<Signer>,
+        timeout: Duration,
+    ) -> Result<Deliverer, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            // One attempt is one request: our own schedule decides about retries.
+            .retry(reqwest::retry::never())
+            .user_agent(crate::USER_AGENT)
+            .build()?;
+        Ok(Deliverer {
+            client,
+            url,
+            signer,
+            timeout,
+        })
+    }
+
+    /// POSTs `due` once, signed with `timestamp` (Unix seconds) when a secret is configured.
+    pub async fn send(&self, due: &Due, timestamp: i64) -> Sent {
+        let body = payload(due);
+        let id = message_id(&due.code);
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", &id);
+        if let Some(signer) = &self.signer {
+            req = req.header("webhook-timestamp", timestamp).header(
+                "webhook-signature",
+                signer.sign(&id, timestamp, body.as_bytes()),
+            );
+        }
+        let started = Instant::now();
+        let sent = req.body(body).send().await;
+        let (http_status, failure, retry_after, body) = match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let failure = (!matches!(status, 200 | 201)).then_some(Failure::Status(status));
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                // The status decides; a body that breaks off changes nothing.
+                (Some(status), failure, retry_after, body_prefix(resp).await)
+            }
+            Err(e) => (None, Some(self.classify(e)), None, String::new()),
+        };
+        Sent {
+            http_status,
+            failure,
+            retry_after,
+            body,
+            duration: started.elapsed(),
+        }
+    }
+
+    fn classify(&self, e: reqwest::Error) -> Failure {
+        if e.is_timeout() {
+            return Failure::Timeout(self.timeout);
+        }
+        let connect = e.is_connect();
+        // The URL may carry credentials: it never reaches a log or the database.
+        let detail = chain(&e.without_url());
+        if connect && is_tls(&detail) {
+            Failure::Tls(detail)
+        } else if connect {
+            Failure::Connect(detail)
+        } else {
+            Failure::Connection(detail)
+        }
+    }
+}
+
+/// The `webhook-id` of a payment: the same on every attempt and resend. Built from QIWI's
+/// `txn_id` (1-20 digits, so always a valid header) rather than our row id, which a fresh
+/// database would hand out again for another payment.
+pub fn message_id(code: &str) -> String {
+    format!("qiwi_{code}")
+}
+
+/// The JSON body, byte for byte:
+/// `{"id":"123","account":"...","code":"...","sum":45.0,"created_at":"YYYY-MM-DD HH:MM:SS"}`.
+pub fn payload(d: &Due) -> String {
+    let text = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        r#"{{"id":"{}","account":{},"code":{},"sum":{},"created_at":{}}}"#,
+        d.id,
+        text(&d.account),
+        text(&d.code),
+        sum_json(d.sum_minor),
+        text(&d.created_at)
+    )
+}
+
+/// A sum in minor units as a JSON number, written from the integer so it is exact at any
+/// size: `4500` → `45.0`, `1050` → `10.5`, `1045` → `10.45`: the text a float of that value
+/// prints as, for any sum below 10^13 (beyond that a float loses kopecks; this text does not).
+fn sum_json(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let m = minor.unsigned_abs();
+    let (units, cents) = (m / 100, m % 100);
+    if cents % 10 == 0 {
+        format!("{sign}{units}.{}", cents / 10)
+    } else {
+        format!("{sign}{units}.{cents:02}")
+    }
+}
+
+/// Reads at most [`BODY_PREFIX`] bytes of the body. A short body is read to its end, so the
+/// connection goes back to the pool; a longer one is cut and its connection dropped.
+async fn body_prefix(mut resp: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < BODY_PREFIX {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = BODY_PREFIX - buf.len();
+                buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    match std::str::from_utf8(&buf) {
+        Ok(s) => s.to_owned(),
+        // Only the cut split a character: drop its first bytes.
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&buf[..e.valid_up_to()]).into_owned()
+        }
+        Err(_) => String::from_utf8_lossy(&buf).into_owned(),
+    }
+}
+
+/// An error and its sources, `outer: inner: ...`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        // hyper repeats an inner error's text in the outer one now and then.
+        if !text.ends_with(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Whether a connect error's text is a TLS failure. rustls is reqwest's private dependency,
+/// so its error type cannot be matched; its messages are distinctive enough.
+fn is_tls(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "invalid peer",
+        "received corrupt message",
+    ]
+    .iter()
+    .any(|w| d.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(account: &str, sum_minor: i64) -> Due {
+        Due {
+            id: 123,
+            account: account.into(),
+            code: "563456456745".into(),
+            sum_minor,
+            created_at: "2022-02-10 12:00:00".into(),
+            attempts: 0,
+            due_ms: 0,
+        }
+    }
+
+    #[test]
+    fn payload_is_the_original_products_shape() {
+        assert_eq!(
+            payload(&due("123456", 4500)),
+            r#"{"id":"123","account":"123456","code":"563456456745","sum":45.0,"created_at":"2022-02-10 12:00:00"}"#
+        );
+    }
+
+    #[test]
+    fn the_documented_example_is_what_is_sent() {
+        let doc = include_str!("../../docs/webhooks.md");
+        let body = payload(&due("123456", 4500));
+        let signer = Signer::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature = signer.sign(&message_id("563456456745"), 1_700_000_000, body.as_bytes());
+        assert!(doc.contains(&format!("\n{body}\n")), "{body}");
+        assert!(doc.contains("webhook-id: qiwi_563456456745\n"));
+        assert!(
+            doc.contains(&format!("webhook-signature: {signature}\n")),
+            "{signature}"
+        );
+    }
+
+    #[test]
+    fn hostile_accounts_stay_valid_json() {
+        let account = "a\"b\\c</script>\u{1}é";
+        let body = payload(&due(account, 1));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["account"], account);
+        assert_eq!(v["sum"], 0.01);
+    }
+
+    #[test]
+    fn sums_print_exactly_as_their_float_would() {
+        let cases = [(0, "0.0"), (1, "0.01"), (10, "0.1"), (1045, "10.45")];
+        for (minor, text) in cases {
+            assert_eq!(sum_json(minor), text);
+        }
+        assert_eq!(sum_json(1050), "10.5");
+        // Any realistic sum prints as its f64 does, so a receiver sees what it always saw.
+        let samples = (0..100_000).chain([999_999_999_999, 123_456_789_012_345]);
+        for minor in samples {
+            let float = serde_json::to_string(&(minor as f64 / 100.0)).unwrap();
+            assert_eq!(sum_json(minor), float, "{minor}");
+        }
+    }
+
+    #[test]
+    fn failures_print_their_kind_first() {
+        assert_eq!(
+            Failure::Status(500).to_string(),
+            "status: 500 Internal Server Error"
+        );
+        assert_eq!(Failure::Status(599).to_string(), "status: 599");
+        assert!(
+            Failure::Timeout(Duration::from_secs(1))
+                .to_string()
+                .starts_with("timeout: ")
+        );
+        assert_eq!(
+            Failure::Connect("refused".into()).to_string(),
+            "connect: refused"
+        );
+    }
+}
