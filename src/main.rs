@@ -24,6 +24,10 @@ enum Cmd {
     CheckConfig,
 }
 
+// glibc's allocator showed up at ~10% of a pay's CPU in profiles; mimalloc halves that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
