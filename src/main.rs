@@ -55,6 +55,10 @@ struct ResendArgs {
     all: bool,
 }
 
+// glibc's allocator showed up at ~10% of a pay's CPU in profiles; mimalloc halves that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

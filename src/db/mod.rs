@@ -146,5 +146,24 @@ pub fn now_text() -> String {
 
 /// Formats a UTC time as stored in text columns: `YYYY-MM-DD HH:MM:SS`.
 pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    use chrono::{Datelike, Timelike};
+    // Written field by field: `format()` parses its pattern on every call, on every request.
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_stored_as_utc_text() {
+        let t = chrono::DateTime::parse_from_rfc3339("2024-02-29T23:05:09.999+03:00").unwrap();
+        assert_eq!(super::format_time(t.to_utc()), "2024-02-29 20:05:09");
+    }
 }
