@@ -28,7 +28,7 @@ async fn main() -> std::io::Result<()> {
             "/flaky",
             post(|| async {
                 static N: AtomicUsize = AtomicUsize::new(0);
-                if N.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                if N.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
                     StatusCode::OK
                 } else {
                     StatusCode::INTERNAL_SERVER_ERROR
