@@ -2,6 +2,7 @@
 --   check  - command=check, unique txn_ids
 --   pay    - command=pay, unique txn_ids
 --   repeat - command=pay, the same txn_id every time
+--   mixed  - check and pay in turn, unique txn_ids
 --   plain  - whatever path wrk was given (the ceiling)
 -- Counts answers with <result>0</result> and prints one JSON line at the end.
 local mode = os.getenv("MODE") or "plain"
@@ -9,6 +10,7 @@ local threads = {}
 local counter = 0
 ok = 0
 bad = 0
+payok = 0
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -22,7 +24,12 @@ end
 function request()
   counter = counter + 1
   local txn = prefix .. string.format("%08d", counter)
-  if mode == "check" then
+  if mode == "mixed" then
+    if counter % 2 == 0 then
+      return wrk.format("GET", "/payment?command=pay&txn_id=" .. txn .. "&account=79001234567&sum=10.45&txn_date=20240101120000")
+    end
+    return wrk.format("GET", "/payment?command=check&txn_id=" .. txn .. "&account=79001234567&sum=10.45")
+  elseif mode == "check" then
     return wrk.format("GET", "/payment?command=check&txn_id=" .. txn .. "&account=79001234567&sum=10.45")
   elseif mode == "pay" then
     return wrk.format("GET", "/payment?command=pay&txn_id=" .. txn .. "&account=79001234567&sum=10.45&txn_date=20240101120000")
@@ -35,21 +42,25 @@ end
 function response(status, headers, body)
   if status == 200 and string.find(body, "<result>0</result>", 1, true) then
     ok = ok + 1
+    if string.find(body, "<prv_txn>", 1, true) then
+      payok = payok + 1
+    end
   else
     bad = bad + 1
   end
 end
 
 function done(summary, latency, requests)
-  local oks, bads = 0, 0
+  local oks, bads, payoks = 0, 0, 0
   for _, t in ipairs(threads) do
     oks = oks + t:get("ok")
     bads = bads + t:get("bad")
+    payoks = payoks + t:get("payok")
   end
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout
   io.write(string.format(
-    'JSON {"requests":%d,"seconds":%.3f,"p50_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,"errors":%d,"ok":%d,"not_ok":%d}\n',
+    'JSON {"requests":%d,"seconds":%.3f,"p50_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,"errors":%d,"ok":%d,"not_ok":%d,"pays_ok":%d}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000, errors, oks, bads))
+    latency:percentile(99) / 1000, latency.max / 1000, errors, oks, bads, payoks))
 end

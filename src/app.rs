@@ -6,13 +6,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::response::Redirect;
 use axum::routing::{any, get};
+use axum_server::tls_rustls::RustlsAcceptor;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::config::Config;
+use crate::config::{Checkpointing, Config};
 use crate::db::Db;
+use crate::ops::{self, Metrics};
 use crate::qiwi;
 use crate::qiwi::check::Checker;
 use crate::webhook::Worker;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub checker: Option<Checker>,
     /// Woken whenever a new payment is stored: its webhook is due.
     pub payment_stored: Arc<Notify>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// The admin UI's credentials and login limiter.
     pub admin: admin::AdminState,
 }
@@ -46,6 +50,7 @@ impl AppState {
             db,
             checker,
             payment_stored: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
             admin: admin::AdminState::default(),
         })
     }
@@ -74,9 +79,14 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/payment", any(qiwi::handler::any))
+        .merge(ops::health::routes())
         .route("/", get(|| async { Redirect::to("/admin") }))
         .nest("/admin", admin::router(&state))
         .fallback(admin::not_found_public)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::request_log::layer,
+        ))
         .with_state(state)
 }
 
@@ -88,10 +98,11 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds `config.listen_addr`, starts the webhook worker when `webhook_url` is set, and
-/// serves until `shutdown` completes. Then the server drains its connections while the worker
-/// starts no new attempt and waits (bounded) for those in flight; [`Running::task`] completes
-/// when both have stopped.
+/// Binds `config.listen_addr` (HTTPS when `tls_cert_file`/`tls_key_file` are set), starts
+/// the webhook worker when `webhook_url` is set, and serves until `shutdown` completes. Then
+/// the server stops accepting and gives requests in flight up to `shutdown_timeout`, while the
+/// worker starts no new attempt and waits (bounded) for those in flight; housekeeping stops,
+/// the WAL is checkpointed, and [`Running::task`] completes.
 pub async fn start(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -110,6 +121,17 @@ pub async fn start(
              who can reach it. Set them before giving the URL to QIWI."
         );
     }
+    if state.config.db_checkpoint == Checkpointing::External {
+        // Litestream (or another tool) checkpoints: the gateway's own would race it.
+        state.db.set_background_checkpoints(false);
+    }
+    let tls = match &state.config.tls {
+        Some(files) => Some((ops::tls::load(files).await?, files.clone())),
+        None => None,
+    };
+
+    // `stop` ends the background work (worker, housekeeping, certificate watch) once the
+    // server has been told to shut down.
     let stop = CancellationToken::new();
     let worker = match Worker::from_config(state.db.clone(), &state.config)? {
         Some(worker) => {
@@ -121,6 +143,7 @@ pub async fn start(
                 signed = state.config.webhook_secret.is_some(),
                 "webhook delivery started"
             );
+            let worker = worker.with_metrics(state.metrics.clone());
             Some(tokio::spawn(
                 worker.run(state.payment_stored.clone(), stop.clone()),
             ))
@@ -133,15 +156,38 @@ pub async fn start(
             None
         }
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let signal = stop.clone();
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let grace = state.config.shutdown_timeout;
+    tokio::spawn({
+        let (handle, stop) = (handle.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.cancelled() => {}
+            }
+            tracing::info!(
+                ?grace,
+                "no longer accepting connections; finishing requests in flight"
+            );
+            handle.graceful_shutdown(Some(grace));
+            stop.cancel();
+        }
+    });
+    let housekeeping = tokio::spawn(ops::housekeeping::run(state.clone(), stop.clone()));
+
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum_server::Server::<SocketAddr>::from_listener(listener).handle(handle);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let serve: BoxFuture<std::io::Result<()>> = match tls {
+        None => Box::pin(server.serve(app)),
+        Some((config, files)) => {
+            let every = state.config.timings.tls_watch;
+            tokio::spawn(ops::tls::watch(config.clone(), files, every, stop.clone()));
+            Box::pin(server.acceptor(RustlsAcceptor::new(config)).serve(app))
+        }
+    };
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                signal.cancel();
-            })
-            .await;
+        let served = serve.await;
         // Also when serving failed: the worker must not outlive the server unnoticed.
         stop.cancel();
         if let Some(worker) = worker
@@ -149,11 +195,22 @@ pub async fn start(
         {
             tracing::error!(error = %e, "the webhook worker failed");
         }
+        let _ = housekeeping.await;
+        if state.config.db_checkpoint == Checkpointing::Auto {
+            ops::housekeeping::checkpoint(&state).await;
+        }
+        tracing::info!("stopped");
         served
     });
-    tracing::info!(%addr, "qiwi-gateway listening; QIWI endpoint is /payment, admin UI is /admin");
+    tracing::info!(
+        %addr,
+        scheme,
+        "qiwi-gateway listening; QIWI endpoint is /payment, admin UI is /admin"
+    );
     Ok(Running { addr, task })
 }
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Completes on ctrl-c or SIGTERM.
 pub async fn shutdown_signal() {

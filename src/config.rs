@@ -4,12 +4,13 @@
 //! (`HTTP_AUTH_USERNAME`, `QIWI_CHECK_URL`, ...).
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
 use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
@@ -61,6 +62,16 @@ pub struct RawConfig {
     admin_username: Text,
     admin_password: Option<Text>,
     admin_cookie_secure: bool,
+    qiwi_allowed_ips: IpList,
+    trusted_proxies: IpList,
+    metrics_token: Option<Text>,
+    readiness_max_backlog_age_secs: Option<u64>,
+    log_retention_days: u64,
+    log_format: Text,
+    db_checkpoint: Text,
+    shutdown_timeout_secs: u64,
+    tls_cert_file: Option<Text>,
+    tls_key_file: Option<Text>,
 }
 
 impl Default for RawConfig {
@@ -86,12 +97,22 @@ impl Default for RawConfig {
             admin_username: "admin".into(),
             admin_password: None,
             admin_cookie_secure: false,
+            qiwi_allowed_ips: IpList::default(),
+            trusted_proxies: IpList::default(),
+            metrics_token: None,
+            readiness_max_backlog_age_secs: None,
+            log_retention_days: 90,
+            log_format: "text".into(),
+            db_checkpoint: "auto".into(),
+            shutdown_timeout_secs: 8,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
 
 /// Every key, as accepted from the environment (in upper case).
-const KEYS: &[&str] = &[
+pub const KEYS: &[&str] = &[
     "listen_addr",
     "database_path",
     "http_auth_username",
@@ -112,6 +133,24 @@ const KEYS: &[&str] = &[
     "admin_username",
     "admin_password",
     "admin_cookie_secure",
+    "qiwi_allowed_ips",
+    "trusted_proxies",
+    "metrics_token",
+    "readiness_max_backlog_age_secs",
+    "log_retention_days",
+    "log_format",
+    "db_checkpoint",
+    "shutdown_timeout_secs",
+    "tls_cert_file",
+    "tls_key_file",
+];
+
+/// The keys whose values are secrets: masked wherever the configuration is printed.
+pub const SECRET_KEYS: &[&str] = &[
+    "http_auth_password",
+    "webhook_secret",
+    "admin_password",
+    "metrics_token",
 ];
 
 /// A secret: never printed.
@@ -174,6 +213,74 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// Mark the admin session cookie `Secure` (set it when the UI is served over HTTPS).
     pub admin_cookie_secure: bool,
+    /// Who may call `/payment`; empty lets everyone.
+    pub qiwi_allowed_ips: Vec<IpNet>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Bearer token `/metrics` requires; `None` leaves it open.
+    pub metrics_token: Option<Secret>,
+    /// `/readyz` fails when the oldest undelivered webhook is older than this.
+    pub readiness_max_backlog_age: Option<Duration>,
+    /// `qiwi_http_log` rows older than this are pruned; `None` keeps them forever.
+    pub log_retention: Option<Duration>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Who checkpoints the WAL.
+    pub db_checkpoint: Checkpointing,
+    /// Longest wait for in-flight requests after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Built-in HTTPS, when a certificate and key are configured.
+    pub tls: Option<TlsFiles>,
+    /// Intervals of background work (not configuration keys: tests shorten them).
+    pub timings: Timings,
+}
+
+/// How log lines are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Who checkpoints the SQLite write-ahead log into the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpointing {
+    /// SQLite's automatic checkpoints plus a periodic PASSIVE one (the default).
+    Auto,
+    /// Nobody in the gateway: an external tool such as Litestream does it.
+    External,
+}
+
+/// PEM files of the built-in HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// Intervals of background work, fixed in production and shortened by tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// How often the log is pruned and the database tidied.
+    pub housekeeping: Duration,
+    /// How often the TLS files are looked at for a change.
+    pub tls_watch: Duration,
+    /// How long `/readyz` waits for the database to answer a write.
+    pub readiness_deadline: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            housekeeping: Duration::from_secs(600),
+            tls_watch: Duration::from_secs(10),
+            readiness_deadline: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for Config {
@@ -352,7 +459,68 @@ impl RawConfig {
             crate::webhook::signing::Signer::new(&secret.0)
                 .map_err(|e| invalid("webhook_secret", e.to_string()))?;
         }
+        let log_format = match self.log_format.0.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("`{}` is not `text` or `json`", other.escape_debug()),
+                ));
+            }
+        };
+        let db_checkpoint = match self.db_checkpoint.0.as_str() {
+            "auto" => Checkpointing::Auto,
+            "external" => Checkpointing::External,
+            other => {
+                return Err(invalid(
+                    "db_checkpoint",
+                    format!("`{}` is not `auto` or `external`", other.escape_debug()),
+                ));
+            }
+        };
+        let path = |v: Option<Text>| v.map(|t| t.0).filter(|s| !s.is_empty()).map(PathBuf::from);
+        let tls = match (path(self.tls_cert_file), path(self.tls_key_file)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_key_file",
+                    "must be set when tls_cert_file is".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls_cert_file",
+                    "must be set when tls_key_file is".into(),
+                ));
+            }
+        };
+        let days = self.log_retention_days;
+        let log_retention = (days > 0)
+            .then(|| days.checked_mul(86_400).map(Duration::from_secs))
+            .map(|d| d.ok_or_else(|| invalid("log_retention_days", "is too large".into())))
+            .transpose()?;
         Ok(Config {
+            qiwi_allowed_ips: self
+                .qiwi_allowed_ips
+                .parse()
+                .map_err(|e| invalid("qiwi_allowed_ips", e))?,
+            trusted_proxies: self
+                .trusted_proxies
+                .parse()
+                .map_err(|e| invalid("trusted_proxies", e))?,
+            metrics_token: nonempty(self.metrics_token).map(Secret),
+            readiness_max_backlog_age: self
+                .readiness_max_backlog_age_secs
+                .map(|s| secs("readiness_max_backlog_age_secs", s))
+                .transpose()?,
+            log_retention,
+            log_format,
+            db_checkpoint,
+            shutdown_timeout: secs("shutdown_timeout_secs", self.shutdown_timeout_secs)?,
+            tls,
+            timings: Timings::default(),
             listen_addr,
             database_path: PathBuf::from(self.database_path.0),
             http_auth,
@@ -372,6 +540,45 @@ impl RawConfig {
             admin_username: self.admin_username.0,
             admin_password: nonempty(self.admin_password).map(Secret),
             admin_cookie_secure: self.admin_cookie_secure,
+        })
+    }
+}
+
+/// A list of addresses and CIDR blocks: a TOML array of strings, or one string of entries
+/// separated by commas or spaces (as the environment gives it: `QIWI_ALLOWED_IPS=a,b`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct IpList(pub Vec<String>);
+
+impl IpList {
+    /// Parses every entry: a CIDR block (`79.142.16.0/20`) or a single address (`10.0.0.7`).
+    fn parse(&self) -> Result<Vec<IpNet>, String> {
+        self.0
+            .iter()
+            .flat_map(|s| s.split([',', ' ', '\t', '\n']))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map(|n| n.trunc())
+                    .map_err(|_| format!("`{}` is not an address or CIDR block", s.escape_debug()))
+            })
+            .collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for IpList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            One(Text),
+            Many(Vec<Text>),
+        }
+        Ok(match Shape::deserialize(d)? {
+            Shape::One(t) => IpList(vec![t.0]),
+            Shape::Many(v) => IpList(v.into_iter().map(|t| t.0).collect()),
         })
     }
 }
@@ -566,6 +773,98 @@ mod tests {
 
         let m = error_of(|_| Ok(Some("missing.toml")));
         assert!(m.contains("missing.toml"), "{m}");
+    }
+
+    #[test]
+    fn ip_lists_come_from_toml_arrays_or_comma_separated_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                r#"qiwi_allowed_ips = ["79.142.16.0/20", "91.213.51.0/24"]"#,
+            )?;
+            jail.set_env("TRUSTED_PROXIES", "10.0.0.1, 172.16.0.0/12,::1");
+            let c = load(Some(Path::new("gw.toml"))).unwrap();
+            let show = |v: &[IpNet]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+            assert_eq!(
+                show(&c.qiwi_allowed_ips),
+                ["79.142.16.0/20", "91.213.51.0/24"]
+            );
+            assert_eq!(
+                show(&c.trusted_proxies),
+                ["10.0.0.1/32", "172.16.0.0/12", "::1/128"]
+            );
+
+            jail.set_env("QIWI_ALLOWED_IPS", "79.142.16.0/20,91.232.230.0/23");
+            let c = load(Some(Path::new("gw.toml"))).unwrap();
+            assert_eq!(
+                show(&c.qiwi_allowed_ips),
+                ["79.142.16.0/20", "91.232.230.0/23"]
+            );
+
+            jail.set_env("QIWI_ALLOWED_IPS", "");
+            assert!(
+                load(Some(Path::new("gw.toml")))
+                    .unwrap()
+                    .qiwi_allowed_ips
+                    .is_empty()
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn ops_keys_are_validated() {
+        let m = error_of(|j| {
+            j.set_env("QIWI_ALLOWED_IPS", "79.142.16.0/20,qiwi.com");
+            Ok(None)
+        });
+        assert!(
+            m.contains("qiwi_allowed_ips") && m.contains("qiwi.com"),
+            "{m}"
+        );
+        let m = error_of(|j| {
+            j.set_env("TRUSTED_PROXIES", "10.0.0.0/33");
+            Ok(None)
+        });
+        assert!(m.contains("trusted_proxies"), "{m}");
+        let m = error_of(|j| {
+            j.set_env("LOG_FORMAT", "xml");
+            Ok(None)
+        });
+        assert!(m.contains("log_format"), "{m}");
+        let m = error_of(|j| {
+            j.set_env("TLS_CERT_FILE", "/etc/cert.pem");
+            Ok(None)
+        });
+        assert!(m.contains("tls_key_file"), "{m}");
+        let m = error_of(|j| {
+            j.set_env("DB_CHECKPOINT", "never");
+            Ok(None)
+        });
+        assert!(m.contains("db_checkpoint"), "{m}");
+        let m = error_of(|j| {
+            j.set_env("SHUTDOWN_TIMEOUT_SECS", "0");
+            Ok(None)
+        });
+        assert!(m.contains("shutdown_timeout_secs"), "{m}");
+
+        Jail::expect_with(|jail| {
+            let c = load(None).unwrap();
+            assert_eq!(c.log_retention, Some(Duration::from_secs(90 * 86_400)));
+            assert_eq!(c.log_format, LogFormat::Text);
+            assert_eq!(c.db_checkpoint, Checkpointing::Auto);
+            assert!(c.tls.is_none() && c.metrics_token.is_none());
+            jail.set_env("LOG_RETENTION_DAYS", "0");
+            jail.set_env("LOG_FORMAT", "json");
+            jail.set_env("METRICS_TOKEN", "12345");
+            jail.set_env("DB_CHECKPOINT", "external");
+            let c = load(None).unwrap();
+            assert_eq!(c.log_retention, None);
+            assert_eq!(c.log_format, LogFormat::Json);
+            assert_eq!(c.db_checkpoint, Checkpointing::External);
+            assert_eq!(c.metrics_token.unwrap().0, "12345");
+            Ok(())
+        });
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tokio::sync::OnceCell;
 use super::{AdminError, Layout, render};
 use crate::app::AppState;
 use crate::db::{self, admin as q};
+use crate::http::client_ip::client_ip;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "qg_session";
@@ -117,11 +118,16 @@ async fn load_credentials(
             IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
+        let scheme = if state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         // Printed once, on purpose: only its hash is kept.
         tracing::warn!(
             "ADMIN_PASSWORD is not set: generated the admin password once. Log in at \
-             http://{host}:{port}/admin as `{username}` with password `{password}` (it is \
-             not shown again; set ADMIN_PASSWORD to choose your own).",
+             {scheme}://{host}:{port}/admin as `{username}` with password `{password}` (it \
+             is not shown again; set ADMIN_PASSWORD to choose your own).",
             port = addr.port(),
         );
     }
@@ -392,7 +398,9 @@ pub async fn login_post(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let ip = peer.ip();
+    // Behind a trusted reverse proxy, the client it names: else every browser would share
+    // the proxy's limit.
+    let ip = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
     let field = |name| form_field(&body, name).unwrap_or_default();
     let next = safe_next(Some(&field("next")));
     let limiter = &state.admin.limiter;

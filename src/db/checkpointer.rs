@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -15,15 +16,21 @@ use rusqlite::Connection;
 /// How often the WAL is checkpointed.
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// Starts the checkpointer on `path`; it stops once `alive` can no longer be upgraded.
-pub fn start(path: &Path, alive: Weak<()>) -> rusqlite::Result<()> {
+/// Starts the checkpointer on `path`; it stops once `enabled` can no longer be upgraded, and
+/// skips its turn while the flag is false (an external tool such as Litestream checkpoints).
+pub fn start(path: &Path, enabled: Weak<AtomicBool>) -> rusqlite::Result<()> {
     let conn = Connection::open(path)?;
     super::configure(&conn)?;
     std::thread::Builder::new()
         .name("db-checkpoint".into())
         .spawn(move || {
-            while alive.upgrade().is_some() {
+            loop {
                 std::thread::sleep(INTERVAL);
+                match enabled.upgrade() {
+                    None => break,
+                    Some(on) if !on.load(Ordering::Relaxed) => continue,
+                    Some(_) => {}
+                }
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }

@@ -5,6 +5,7 @@
 pub mod admin;
 mod checkpointer;
 pub mod http_log;
+pub mod maintenance;
 mod migrations;
 pub mod outbox;
 pub mod transactions;
@@ -12,6 +13,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -58,8 +60,8 @@ pub enum DbError {
 pub struct Db {
     writer: Writer,
     readers: r2d2::Pool<SqliteConnectionManager>,
-    /// The checkpointer thread stops once every clone of this is gone.
-    _alive: Arc<()>,
+    /// Whether the checkpointer thread checkpoints; it stops once every clone is gone.
+    checkpoints: Arc<AtomicBool>,
 }
 
 impl Db {
@@ -90,13 +92,23 @@ impl Db {
             .max_size(8)
             .min_idle(Some(1))
             .build(manager)?;
-        let alive = Arc::new(());
-        checkpointer::start(path, Arc::downgrade(&alive)).map_err(|e| open_err(e.into()))?;
+        let checkpoints = Arc::new(AtomicBool::new(true));
+        checkpointer::start(path, Arc::downgrade(&checkpoints)).map_err(|e| open_err(e.into()))?;
         Ok(Db {
             writer: Writer::start(conn),
             readers,
-            _alive: alive,
+            checkpoints,
         })
+    }
+
+    /// Turns the background PASSIVE checkpoints on or off (off when Litestream checkpoints).
+    pub fn set_background_checkpoints(&self, on: bool) {
+        self.checkpoints.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the background checkpoints are on.
+    pub fn background_checkpoints(&self) -> bool {
+        self.checkpoints.load(Ordering::Relaxed)
     }
 
     /// The single writer.
@@ -135,5 +147,24 @@ pub fn now_text() -> String {
 
 /// Formats a UTC time as stored in text columns: `YYYY-MM-DD HH:MM:SS`.
 pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    use chrono::{Datelike, Timelike};
+    // Written field by field: `format()` parses its pattern on every call, on every request.
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_stored_as_utc_text() {
+        let t = chrono::DateTime::parse_from_rfc3339("2024-02-29T23:05:09.999+03:00").unwrap();
+        assert_eq!(super::format_time(t.to_utc()), "2024-02-29 20:05:09");
+    }
 }

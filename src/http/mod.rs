@@ -1,14 +1,17 @@
-//! Shared HTTP pieces: Basic auth and how request headers are recorded.
+//! Shared HTTP pieces: Basic auth, how request headers are recorded, who the client is.
+
+pub mod client_ip;
+pub mod request_log;
 
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use headers::HeaderMapExt;
-use headers::authorization::{Authorization, Basic};
+use headers::authorization::{Authorization, Basic, Bearer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::BasicAuth;
+use crate::config::{BasicAuth, Secret};
 
 /// Whether `headers` carry the configured Basic credentials. The comparison takes the same
 /// time whatever the input (hashes of equal length, compared in constant time), so timing
@@ -20,6 +23,13 @@ pub fn basic_auth_ok(headers: &HeaderMap, expected: &BasicAuth) -> bool {
     let user = ct_eq(given.username(), &expected.username);
     let pass = ct_eq(given.password(), &expected.password.0);
     (user & pass).into()
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time.
+pub fn bearer_ok(headers: &HeaderMap, token: &Secret) -> bool {
+    headers
+        .typed_get::<Authorization<Bearer>>()
+        .is_some_and(|Authorization(given)| ct_eq(given.token(), &token.0).into())
 }
 
 fn ct_eq(a: &str, b: &str) -> subtle::Choice {
@@ -65,7 +75,6 @@ fn mask_credentials(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
     use axum::http::HeaderValue;
 
     fn with_auth(v: &str) -> HeaderMap {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request as HttpRequest, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::check::Verdict;
@@ -15,6 +15,8 @@ use crate::app::AppState;
 use crate::db::http_log::{self, LogEntry};
 use crate::db::transactions::{self, NewPayment, StoreOutcome};
 use crate::db::{self, DbError};
+use crate::http::client_ip;
+use crate::http::request_log::PaymentInfo;
 
 /// Largest request body accepted; larger ones get 413 and are logged without their body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -54,10 +56,10 @@ pub async fn any(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: HttpRequest,
 ) -> Response {
-    let started = Instant::now();
     let (parts, body) = req.into_parts();
+    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
     let mut log = LogEntry {
-        ip: peer.ip().to_string(),
+        ip: ip.to_string(),
         url: parts
             .uri
             .path_and_query()
@@ -68,7 +70,41 @@ pub async fn any(
         ..LogEntry::default()
     };
 
-    let outcome = match axum::body::to_bytes(body, MAX_BODY).await {
+    let mut command = None;
+    let outcome = if client_ip::allowed(&state.config.qiwi_allowed_ips, ip) {
+        read_and_answer(&state, &parts, body, &mut log, &mut command).await
+    } else {
+        tracing::warn!(%ip, "refused /payment: the address is not in qiwi_allowed_ips");
+        Outcome::http(StatusCode::FORBIDDEN, "forbidden\n")
+    };
+    log.status = outcome.status.as_u16();
+    log.response = outcome.body.clone();
+    if let Some(a) = &outcome.answer {
+        log.result = Some(i32::from(a.result.code()));
+    }
+    let log_txn_id = log.txn_id.clone();
+    let outcome = finish_log(&state, log, outcome).await;
+
+    // The request log line and the request metrics are written by `http::request_log`.
+    let info = PaymentInfo {
+        command,
+        result: outcome.answer.as_ref().map(|a| a.result.code()),
+        txn_id: log_txn_id,
+    };
+    let mut resp = respond(outcome);
+    resp.extensions_mut().insert(info);
+    resp
+}
+
+/// Reads the body (bounded) and answers the request.
+async fn read_and_answer(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    log: &mut LogEntry,
+    command: &mut Option<&'static str>,
+) -> Outcome {
+    match axum::body::to_bytes(body, MAX_BODY).await {
         Err(e) => {
             let too_large = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
@@ -80,33 +116,9 @@ pub async fn any(
         }
         Ok(bytes) => {
             log.body = String::from_utf8_lossy(&bytes).into_owned();
-            answer(
-                &state,
-                &parts.method,
-                &parts.uri,
-                &parts.headers,
-                bytes,
-                &mut log,
-            )
-            .await
+            answer(state, parts, bytes, log, command).await
         }
-    };
-    log.status = outcome.status.as_u16();
-    log.response = outcome.body.clone();
-    if let Some(a) = &outcome.answer {
-        log.result = Some(i32::from(a.result.code()));
     }
-    let outcome = finish_log(&state, log, outcome).await;
-
-    tracing::info!(
-        method = %parts.method,
-        status = outcome.status.as_u16(),
-        result = outcome.answer.as_ref().map(|a| a.result.code()),
-        txn_id = outcome.answer.as_ref().and_then(|a| a.osmp_txn_id.as_deref()),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "payment request"
-    );
-    respond(outcome)
 }
 
 /// Writes the log row unless the pay job already did, in the same commit as the payment.
@@ -116,11 +128,15 @@ async fn finish_log(state: &AppState, log: LogEntry, outcome: Outcome) -> Outcom
     if outcome.logged {
         return outcome;
     }
+    let started = Instant::now();
     let result = state
         .db
         .writer()
         .write(move |c| http_log::insert(c, &log))
         .await;
+    if result.is_ok() {
+        state.metrics.db_write(started.elapsed());
+    }
     match (result, &outcome.answer) {
         (Ok(_), _) | (Err(_), None) => outcome,
         (Err(e), Some(a)) => {
@@ -162,12 +178,12 @@ fn respond(o: Outcome) -> Response {
 
 async fn answer(
     state: &AppState,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
+    parts: &axum::http::request::Parts,
     body: Bytes,
     log: &mut LogEntry,
+    command: &mut Option<&'static str>,
 ) -> Outcome {
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     if let Some(auth) = &state.config.http_auth
         && !crate::http::basic_auth_ok(headers, auth)
     {
@@ -195,6 +211,7 @@ async fn answer(
     }
     let echo = params.txn_id().map(str::to_owned);
     log.txn_id = echo.clone();
+    *command = params.command();
     let cfg = &state.config;
     let rules = Rules {
         account_pattern: &cfg.account_pattern,
@@ -252,7 +269,9 @@ async fn pay(state: &AppState, req: Request, mut log: LogEntry) -> Outcome {
         extra: serde_json::to_string(&req.extra).unwrap_or_else(|_| "{}".into()),
     };
     let accept_new = state.config.payments_enabled;
+    let sum_minor = payment.sum_minor;
     let job_echo = echo.clone();
+    let started = Instant::now();
     let result = state
         .db
         .writer()
@@ -276,7 +295,9 @@ async fn pay(state: &AppState, req: Request, mut log: LogEntry) -> Outcome {
         .await;
     match result {
         Ok((outcome, created)) => {
+            state.metrics.db_write(started.elapsed());
             if created {
+                state.metrics.payment_stored(sum_minor);
                 state.payment_stored.notify_one();
             }
             Outcome {

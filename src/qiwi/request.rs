@@ -111,6 +111,15 @@ impl Params {
         Ok(first)
     }
 
+    /// The `command` parameter when it is one the protocol knows (a bounded metrics label).
+    pub fn command(&self) -> Option<&'static str> {
+        match self.pairs.iter().find(|(k, _)| k == "command")?.1.as_str() {
+            "check" => Some("check"),
+            "pay" => Some("pay"),
+            _ => None,
+        }
+    }
+
     /// The raw `txn_id` for echoing back, even when the request is otherwise invalid.
     pub fn txn_id(&self) -> Option<&str> {
         self.pairs

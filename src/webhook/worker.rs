@@ -20,6 +20,7 @@ use super::signing::Signer;
 use crate::config::{Config, Secret};
 use crate::db::outbox::{self, Cursor, Due, Verdict};
 use crate::db::{self, Db, DbError};
+use crate::ops::Metrics;
 
 /// Due rows read per query.
 const PAGE: usize = 256;
@@ -163,6 +164,8 @@ struct Inner {
     tasks: TaskTracker,
     /// Woken when a failed attempt scheduled its retry: the loop's timer may need to be earlier.
     rescheduled: Notify,
+    /// Where attempts are counted, when set by [`Worker::with_metrics`].
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Worker {
@@ -196,6 +199,7 @@ impl Worker {
                 fetching: tokio::sync::Mutex::new(()),
                 tasks: TaskTracker::new(),
                 rescheduled: Notify::new(),
+                metrics: None,
             }),
         })
     }
@@ -206,6 +210,15 @@ impl Worker {
         Settings::from_config(config)
             .map(|s| Worker::new(db, s, Arc::new(SystemClock), random_jitter()))
             .transpose()
+    }
+
+    /// Counts every attempt in `metrics` (`qiwi_webhook_attempts_total{outcome}`). Call before
+    /// the worker runs: it has no effect on a worker already shared.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.metrics = Some(metrics);
+        }
+        self
     }
 
     /// Attempts every delivery due at the clock's current time, waits until each outcome is
@@ -387,6 +400,13 @@ async fn attempt(inner: Arc<Inner>, due: Due, permit: OwnedSemaphorePermit) {
     let ended = inner.clock.now();
     let verdict = inner.policy.judge(&due, &sent, ended, (inner.jitter)());
     let attempt_no = due.attempts.saturating_add(1);
+    if let Some(m) = &inner.metrics {
+        m.webhook_attempt(match (&verdict, sent.http_status) {
+            (Verdict::Delivered, _) => "delivered",
+            (Verdict::Failed { .. }, Some(_)) => "rejected",
+            (Verdict::Failed { .. }, None) => "no_answer",
+        });
+    }
     match (&verdict, &sent.failure) {
         (Verdict::Delivered, _) => tracing::info!(
             status = sent.http_status,

@@ -7,5 +7,6 @@ mod config;
 mod helpers;
 mod hostile;
 mod log;
+mod ops;
 mod payment;
 mod webhook;

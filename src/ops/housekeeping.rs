@@ -1,0 +1,90 @@
+//! Background housekeeping: prunes old request log rows in small batches through the writer
+//! and refreshes the query planner's statistics. Transactions are never pruned. (The WAL is
+//! checkpointed every second by the database's own checkpointer thread.)
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::db::maintenance::{self, Checkpoint};
+
+/// Pause between two prune batches, so payments queued behind one get the writer first.
+const BATCH_PAUSE: Duration = Duration::from_millis(20);
+
+/// What one round did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Request log rows deleted.
+    pub pruned: usize,
+}
+
+/// Runs a round every `timings.housekeeping` until `stop` is cancelled.
+pub async fn run(state: AppState, stop: CancellationToken) {
+    let period = state.config.timings.housekeeping;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let report = once(&state, &stop).await;
+        if report.pruned > 0 {
+            tracing::info!(pruned = report.pruned, "pruned old request log rows");
+        }
+    }
+}
+
+/// One round: prune, then optimize. Stops pruning early when `stop` is cancelled.
+pub async fn once(state: &AppState, stop: &CancellationToken) -> Report {
+    let mut report = Report::default();
+    if let Some(retention) = state.config.log_retention {
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        while !stop.is_cancelled() {
+            let deleted = state
+                .db
+                .writer()
+                .write(move |c| maintenance::prune_http_log(c, cutoff))
+                .await;
+            match deleted {
+                Ok(0) => break,
+                Ok(n) => {
+                    report.pruned += n;
+                    tokio::time::sleep(BATCH_PAUSE).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning the request log failed; next round retries");
+                    break;
+                }
+            }
+        }
+    }
+    if let Err(e) = state.db.writer().write(maintenance::optimize).await {
+        tracing::warn!(error = %e, "PRAGMA optimize failed");
+    }
+    report
+}
+
+/// A PASSIVE checkpoint on a connection of its own (the writer's is always in a
+/// transaction), as the last thing before the process exits.
+pub async fn checkpoint(state: &AppState) -> Option<Checkpoint> {
+    let path = state.config.database_path.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let conn = maintenance::open_for_checkpoints(&path)?;
+        maintenance::checkpoint_passive(&conn)
+    })
+    .await;
+    match result {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "WAL checkpoint task failed");
+            None
+        }
+    }
+}

@@ -1,0 +1,559 @@
+//! The binary end to end: subcommands against a real database, and the real server process
+//! (signals, JSON logs, backups under load).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_qiwi-gateway");
+
+/// The binary with an empty environment, run in `dir` (so no stray ./config.toml is read).
+fn cmd(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear().current_dir(dir);
+    c
+}
+
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = cmd(dir);
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A gateway process on 127.0.0.1 with JSON logs; killed when dropped.
+struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+    db: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        let db = dir.join("qiwi.db");
+        let mut c = cmd(dir);
+        c.env("DATABASE_PATH", &db)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(addr) = v["addr"].as_str()
+                    && v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("listening"))
+                {
+                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the gateway logs its address");
+        Gateway {
+            child,
+            addr,
+            db,
+            logs,
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// Waits (bounded) for the process to exit and returns its exit code.
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the gateway did not exit within {limit:?}");
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{path_and_query}", self.addr)
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        let c = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pay_query(txn_id: u64) -> String {
+    format!("/payment?command=pay&txn_id={txn_id}&account=acc&sum=1.50&txn_date=20240101120000")
+}
+
+fn result_of(xml: &str) -> Option<&str> {
+    xml.split("<result>").nth(1)?.split("</result>").next()
+}
+
+#[test]
+fn version_names_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--version"], &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("qiwi-gateway {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_config_prints_values_with_their_source_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "listen_addr = \"127.0.0.1:9000\"\nhttp_auth_username = \"qiwi\"\nhttp_auth_password = \"hunter2\"\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["check-config"],
+        &[
+            ("METRICS_TOKEN", "tok-secret"),
+            ("LOG_RETENTION_DAYS", "30"),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("{key} in {stdout}"))
+            .to_owned()
+    };
+    assert!(
+        line("listen_addr").contains("\"127.0.0.1:9000\"")
+            && line("listen_addr").contains("# file config.toml")
+    );
+    assert!(
+        line("log_retention_days").contains("30")
+            && line("log_retention_days").ends_with("# env LOG_RETENTION_DAYS")
+    );
+    assert!(line("min_sum").ends_with("# default"));
+    assert!(line("http_auth_password").contains("\"***\""));
+    assert!(line("metrics_token").contains("\"***\""));
+    assert!(!stdout.contains("hunter2") && !stdout.contains("tok-secret"));
+}
+
+#[test]
+fn configuration_errors_are_one_line_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["check-config"][..], &["serve"], &["migrate"]] {
+        let out = run(
+            dir.path(),
+            args,
+            &[("QIWI_ALLOWED_IPS", "79.142.16.0/20,qiwi.ru")],
+        );
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("qiwi_allowed_ips") && stderr.contains("QIWI_ALLOWED_IPS"));
+    }
+    let out = run(
+        dir.path(),
+        &["--config", "missing.toml", "check-config"],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert_eq!(text(&out.stderr).lines().count(), 1);
+}
+
+#[test]
+fn migrate_creates_the_schema_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/qiwi.db");
+    let env = [("DATABASE_PATH", db.to_str().unwrap())];
+    for _ in 0..2 {
+        let out = run(dir.path(), &["migrate"], &env);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("schema version"));
+    }
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM qiwi_transaction", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn resend_makes_one_or_every_undelivered_delivery_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qiwi.db");
+    let env = [("DATABASE_PATH", db.to_str().unwrap())];
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        for (code, status) in [("1", 1), ("2", 0), ("3", 0)] {
+            c.execute(
+                "INSERT INTO qiwi_transaction
+                     (account, code, sum, status, created_at, sum_minor, txn_date)
+                 VALUES ('a', ?1, 1.0, ?2, '2024-01-01 00:00:00', 100, '20240101000000')",
+                rusqlite::params![code, status],
+            )
+            .unwrap();
+        }
+    }
+    let due = || {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut s = c
+            .prepare(
+                "SELECT code FROM qiwi_transaction WHERE delivery_due_ms IS NOT NULL ORDER BY id",
+            )
+            .unwrap();
+        s.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    };
+    let out = run(dir.path(), &["resend", "--id", "1"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(due(), ["1"]);
+    let out = run(dir.path(), &["resend", "--all"], &env);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).starts_with("2 undelivered"));
+    assert_eq!(due(), ["1", "2", "3"]);
+
+    let out = run(dir.path(), &["resend", "--id", "99"], &env);
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "qiwi-gateway: no transaction with id 99"
+    );
+    assert!(!run(dir.path(), &["resend"], &env).status.success());
+    assert!(
+        !run(dir.path(), &["resend", "--id", "1", "--all"], &env)
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn healthcheck_exits_0_only_when_the_gateway_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path(), &[]);
+    let addr = gw.addr.to_string();
+    let out = run(dir.path(), &["healthcheck"], &[("LISTEN_ADDR", &addr)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    drop(gw);
+    let out = run(dir.path(), &["healthcheck"], &[("LISTEN_ADDR", &addr)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr).lines().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_a_load_of_pays_holds_every_payment_answered_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let answered: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let (client, answered, stop, failures) = (
+            client.clone(),
+            answered.clone(),
+            stop.clone(),
+            failures.clone(),
+        );
+        let base = gw.url("");
+        workers.push(tokio::spawn(async move {
+            // bounded: at most 2000 pays per worker, and the test stops them sooner
+            for i in 0..2000u64 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let txn = 1_000_000 * (w + 1) + i;
+                let body = client
+                    .get(format!("{base}{}", pay_query(txn)))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                if result_of(&body) == Some("0") {
+                    let prv = body
+                        .split("<prv_txn>")
+                        .nth(1)
+                        .unwrap()
+                        .split('<')
+                        .next()
+                        .unwrap();
+                    answered.lock().unwrap().push((txn, prv.to_owned()));
+                } else {
+                    failures.lock().unwrap().push(body);
+                }
+            }
+        }));
+    }
+    while answered.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before: Vec<(u64, String)> = answered.lock().unwrap().clone();
+    let target = dir.path().join("backup.db");
+    let out = {
+        let (dir, db, target) = (dir.path().to_owned(), gw.db.clone(), target.clone());
+        tokio::task::spawn_blocking(move || {
+            run(
+                &dir,
+                &["backup", "--to", target.to_str().unwrap()],
+                &[("DATABASE_PATH", db.to_str().unwrap())],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    let during = answered.lock().unwrap().len() - before.len();
+    // let the load go on after the backup too, then stop it
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("backup written to"));
+    assert!(
+        failures.lock().unwrap().is_empty(),
+        "{:?}",
+        failures.lock().unwrap()
+    );
+    let after = answered.lock().unwrap().len();
+    assert!(
+        after > before.len() + during,
+        "payments went on after the backup"
+    );
+
+    let copy =
+        rusqlite::Connection::open_with_flags(&target, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let check: String = copy
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mut find = copy
+        .prepare("SELECT id FROM qiwi_transaction WHERE code = ?1")
+        .unwrap();
+    for (txn, prv) in &before {
+        let id: i64 = find
+            .query_row([txn.to_string()], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("payment {txn} answered before the backup is missing: {e}"));
+        assert_eq!(id.to_string(), *prv);
+    }
+    let in_copy: i64 = copy
+        .query_row("SELECT COUNT(*) FROM qiwi_transaction", [], |r| r.get(0))
+        .unwrap();
+    eprintln!(
+        "backup: {} answered before, {during} during, {after} in all; {in_copy} in the copy",
+        before.len()
+    );
+    assert!(in_copy as usize >= before.len());
+}
+
+/// Sends a POST /payment whose body is cut in two, returning the stream after the first part.
+async fn half_sent_pay(addr: SocketAddr, txn_id: u64) -> (tokio::net::TcpStream, String) {
+    let body = format!("command=pay&txn_id={txn_id}&account=acc&sum=7.00&txn_date=20240101120000");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /payment HTTP/1.1\r\nHost: gw\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let (first, rest) = body.split_at(20);
+    s.write_all(first.as_bytes()).await.unwrap();
+    s.flush().await.unwrap();
+    (s, rest.to_owned())
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_pay_in_flight_finish_and_store_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(dir.path(), &[]);
+    let (mut stream, rest) = half_sent_pay(gw.addr, 424242).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // no new connections once shutting down
+    assert!(tokio::net::TcpStream::connect(gw.addr).await.is_err());
+    // the request in flight completes and is answered
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(result_of(&answer), Some("0"), "{answer}");
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        gw.count("SELECT COUNT(*) FROM qiwi_transaction WHERE code = '424242' AND sum_minor = 700"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sigterm_waits_for_a_stalled_request_only_up_to_the_shutdown_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(dir.path(), &[("SHUTDOWN_TIMEOUT_SECS", "1")]);
+    let (_stream, _rest) = half_sent_pay(gw.addr, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_request_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        dir.path(),
+        &[
+            ("HTTP_AUTH_USERNAME", "qiwi"),
+            ("HTTP_AUTH_PASSWORD", "hunter2"),
+        ],
+    );
+    let resp = reqwest::Client::new()
+        .get(gw.url(&pay_query(777)))
+        .basic_auth("qiwi", Some("hunter2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(result_of(&resp.text().await.unwrap()), Some("0"));
+    let wanted = |l: &serde_json::Value| l["message"] == "request" && l["txn_id"] == "777";
+    let mut line = None;
+    for _ in 0..100 {
+        line = gw
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(wanted);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = line.expect("a request line for txn 777");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/payment");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["result"], 0);
+    assert!(line["latency_ms"].as_f64().unwrap() >= 0.0);
+    let all = gw.logs.lock().unwrap().join("\n");
+    assert!(!all.contains("hunter2"));
+    assert!(
+        !all.contains("account=acc"),
+        "the query string stays out of the log"
+    );
+}
+
+fn self_signed() -> (String, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    (ck.cert.pem(), ck.signing_key.serialize_pem())
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_tls_certificate_without_dropping_the_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert_a, key_a) = self_signed();
+    std::fs::write(&cert, &cert_a).unwrap();
+    std::fs::write(&key, &key_a).unwrap();
+    let gw = Gateway::start(
+        dir.path(),
+        &[
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+        ],
+    );
+    let url = format!("https://localhost:{}/healthz", gw.addr.port());
+    let trusting = |pem: &str| {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+            .build()
+            .unwrap()
+    };
+    assert_eq!(
+        trusting(&cert_a).get(&url).send().await.unwrap().status(),
+        200
+    );
+    // the container health check speaks HTTPS to a TLS listener
+    let out = run(
+        dir.path(),
+        &["healthcheck"],
+        &[
+            ("LISTEN_ADDR", &gw.addr.to_string()),
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let (cert_b, key_b) = self_signed();
+    std::fs::write(&cert, &cert_b).unwrap();
+    std::fs::write(&key, &key_b).unwrap();
+    gw.signal(libc::SIGHUP);
+    let mut ok = false;
+    for _ in 0..100 {
+        if trusting(&cert_b).get(&url).send().await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the new certificate was not served after SIGHUP");
+    let logs = gw.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("reloaded the TLS certificate") && l.contains("SIGHUP")),
+        "{logs}"
+    );
+}
