@@ -245,6 +245,8 @@ fn main() {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         database_path: dir.path().join("bench.db"),
         admin_password: Some(Secret(PASSWORD.into())),
+        // The seeded year of log rows stays: no retention pruning while timing.
+        log_retention: None,
         ..Config::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
