@@ -11,6 +11,7 @@
 mod helpers;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -29,7 +30,8 @@ const PASSWORD: &str = "browser-test-password";
 /// Account whose webhooks the receiver refuses, so the UI has failing deliveries to show.
 const REFUSED_ACCOUNT: &str = "79995550000";
 
-/// chromedriver on a free loopback port, ended when dropped.
+/// chromedriver on a free loopback port, in a process group of its own: dropping it (also when
+/// the test panics before closing the browser) ends chromedriver and the Chromium it started.
 struct Driver {
     child: Child,
     url: String,
@@ -38,6 +40,13 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) with a negative pid signals the process group we created (below)
+            // for chromedriver; it touches no memory.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -68,6 +77,7 @@ async fn start_driver() -> Option<Driver> {
     let port = free_port();
     let child = Command::new(&path)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -105,6 +115,7 @@ async fn browser(driver: &Driver) -> Client {
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
+        "--disable-breakpad",
         "--disable-dev-shm-usage",
         "--hide-scrollbars",
         "--window-size=1280,900",
