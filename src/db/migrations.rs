@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// Every migration, in order; the database's `user_version` counts how many are applied.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
-    include_str!("../../migrations/0003_admin.sql"),
+    include_str!("../../migrations/0002_admin.sql"),
 ];
 
 /// Applies the migrations the database does not have yet.
