@@ -9,4 +9,5 @@ mod hostile;
 mod log;
 mod ops;
 mod payment;
+mod routes;
 mod webhook;
