@@ -4,6 +4,7 @@
 mod admin;
 mod check;
 mod config;
+mod faults;
 mod helpers;
 mod hostile;
 mod log;

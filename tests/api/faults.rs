@@ -1,0 +1,105 @@
+//! Slow and broken peers: nothing keeps QIWI waiting beyond the configured timeouts, and a
+//! failing webhook receiver is retried on the schedule, never in a spin.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::helpers::*;
+
+/// A "slow-loris" peer: accepts, then drips an HTTP answer one byte a second, never finishing
+/// in time. Returns its base URL.
+async fn slow_loris() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                for b in b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok" {
+                    if sock.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_slow_loris_check_backend_costs_at_most_the_check_timeout() {
+    let base = slow_loris().await;
+    let app = spawn_app_with(|c| {
+        c.check_url = Some(format!("{base}/check").parse().unwrap());
+        c.check_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let started = Instant::now();
+    let a = app.check("1", "acc", "10").await;
+    assert_eq!(a.result(), 1, "{}", a.raw);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_webhook_receiver_does_not_slow_payments() {
+    let base = slow_loris().await;
+    let app = spawn_app_with(|c| {
+        c.webhook_url = Some(format!("{base}/hook").parse().unwrap());
+        c.webhook_timeout = Duration::from_secs(2);
+    })
+    .await;
+    for i in 0..20 {
+        let started = Instant::now();
+        assert_eq!(
+            app.pay(&format!("{}", 500 + i), "acc", "1").await.result(),
+            0
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "pay {i}: {:?}",
+            started.elapsed()
+        );
+    }
+    // the deliveries hang in flight, and time out as failed attempts
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert!(
+        app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt WHERE error LIKE 'timeout%'") >= 1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE status = 1"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_on_the_schedule_not_in_a_spin() {
+    let base = spawn_backend(Router::new().route(
+        "/hook",
+        post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+    ))
+    .await;
+    let app = spawn_app_with(|c| {
+        c.webhook_url = Some(format!("{base}/hook").parse().unwrap());
+        c.webhook_initial_delay = Duration::from_secs(1);
+        c.webhook_max_delay = Duration::from_secs(1);
+    })
+    .await;
+    assert_eq!(app.pay("1", "acc", "1").await.result(), 0);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // first attempt at once, then one every 0.5-1 s with jitter but never under the 1 s floor:
+    // between 3 and 5 attempts in 4.5 s; a spinning loop would make thousands.
+    let attempts = app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt");
+    assert!((3..=6).contains(&attempts), "{attempts} attempts in 4.5 s");
+}
