@@ -64,12 +64,7 @@ impl AppState {
     /// that attempt fail it is retried on the usual schedule. A resend while an attempt of the
     /// same row is in flight is not lost: the row stays due after that attempt.
     pub async fn resend(&self, id: Option<i64>) -> Result<usize, crate::db::DbError> {
-        let now = chrono::Utc::now().timestamp_millis();
-        let n = self
-            .db
-            .writer()
-            .write(move |c| crate::db::transactions::make_due(c, id, now))
-            .await?;
+        let n = self.db.make_due(id).await?;
         self.payment_stored.notify_one();
         Ok(n)
     }

@@ -167,11 +167,7 @@ fn resend(cfg: &Config, id: Option<i64>) -> anyhow::Result<()> {
         anyhow::bail!("no database at {}", cfg.database_path.display());
     }
     let db = Db::open(&cfg.database_path)?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let n = block_on(
-        db.writer()
-            .write(move |c| db::transactions::make_due(c, id, now)),
-    )?;
+    let n = block_on(db.make_due(id))?;
     match id {
         Some(id) if n == 0 => anyhow::bail!("no transaction with id {id}"),
         Some(id) => println!("transaction {id}: webhook delivery due now"),

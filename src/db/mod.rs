@@ -116,6 +116,24 @@ impl Db {
         &self.writer
     }
 
+    /// Makes webhook deliveries due now: of transaction `id`, or with `None` of every
+    /// undelivered one, a chunk per writer job. Returns how many were made due.
+    pub async fn make_due(&self, id: Option<i64>) -> Result<usize, DbError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let (mut total, mut after) = (0, 0);
+        loop {
+            let (n, last) = self
+                .writer
+                .write(move |c| transactions::make_due(c, id, after, now))
+                .await?;
+            total += n;
+            after = last;
+            if id.is_some() || n < transactions::CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs `f` on a read-only connection off the async runtime.
     pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
     where
@@ -162,6 +180,42 @@ pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_bulk_resend_reaches_every_undelivered_row_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::Db::open(&dir.path().join("q.db")).unwrap();
+        let rows = 2 * super::transactions::CHUNK + 17;
+        db.writer()
+            .write(move |c| {
+                for i in 0..rows {
+                    c.execute(
+                        "INSERT INTO qiwi_transaction
+                             (account, code, sum, status, created_at, sum_minor, txn_date)
+                         VALUES ('a', ?1, 1.0, ?2, '2024-01-01 00:00:00', 100, '')",
+                        rusqlite::params![i.to_string(), i64::from(i % 10 == 0)],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let undelivered = rows - rows.div_ceil(10);
+        assert_eq!(db.make_due(None).await.unwrap(), undelivered);
+        let due: i64 = db
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM qiwi_transaction WHERE delivery_due_ms IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(due, undelivered as i64);
+        assert_eq!(db.make_due(Some(1)).await.unwrap(), 1);
+        assert_eq!(db.make_due(Some(999_999)).await.unwrap(), 0);
+    }
+
     #[test]
     fn times_are_stored_as_utc_text() {
         let t = chrono::DateTime::parse_from_rfc3339("2024-02-29T23:05:09.999+03:00").unwrap();

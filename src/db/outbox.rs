@@ -293,7 +293,7 @@ mod tests {
     fn a_resend_during_the_attempt_stays_due() {
         let conn = db_with(1, |_| 1000);
         // The attempt was claimed at 1000; a resend made it due at 2000 meanwhile.
-        transactions::make_due(&conn, Some(1), 2000).unwrap();
+        transactions::make_due(&conn, Some(1), 0, 2000).unwrap();
         record(&conn, &attempt(Verdict::Delivered, 1000)).unwrap();
         assert_eq!(state(&conn).3, Some(2000));
         let failed = Verdict::Failed {
@@ -308,7 +308,7 @@ mod tests {
     fn a_later_success_keeps_the_first_delivery_time() {
         let conn = db_with(1, |_| 1000);
         record(&conn, &attempt(Verdict::Delivered, 1000)).unwrap();
-        transactions::make_due(&conn, Some(1), 2000).unwrap();
+        transactions::make_due(&conn, Some(1), 0, 2000).unwrap();
         let mut again = attempt(Verdict::Delivered, 2000);
         again.at = "2024-01-02 00:00:00".into();
         record(&conn, &again).unwrap();

@@ -97,17 +97,37 @@ pub fn store(
 }
 
 /// Makes webhook deliveries due at `now_ms`: of one transaction (delivered or not: it is sent
-/// once more), or with `None` of every undelivered one. Returns how many were made due.
-pub fn make_due(conn: &Connection, id: Option<i64>, now_ms: i64) -> Result<usize, DbError> {
-    let n = match id {
-        Some(id) => conn.execute(
-            "UPDATE qiwi_transaction SET delivery_due_ms = ?1 WHERE id = ?2",
-            params![now_ms, id],
-        )?,
-        None => conn.execute(
-            "UPDATE qiwi_transaction SET delivery_due_ms = ?1 WHERE status = 0",
-            params![now_ms],
-        )?,
-    };
-    Ok(n)
+/// once more), or with `None` of undelivered ones: the next `CHUNK` of them after row
+/// `after` (see [`super::Db::make_due`], which walks them all without holding the writer).
+/// Returns how many were made due, and the last row id touched.
+pub fn make_due(
+    conn: &Connection,
+    id: Option<i64>,
+    after: i64,
+    now_ms: i64,
+) -> Result<(usize, i64), DbError> {
+    match id {
+        Some(id) => {
+            let n = conn.execute(
+                "UPDATE qiwi_transaction SET delivery_due_ms = ?1 WHERE id = ?2",
+                params![now_ms, id],
+            )?;
+            Ok((n, id))
+        }
+        None => {
+            let ids: Vec<i64> = conn
+                .prepare_cached(
+                    "UPDATE qiwi_transaction SET delivery_due_ms = ?1
+                     WHERE id IN (SELECT id FROM qiwi_transaction
+                                  WHERE status = 0 AND id > ?2 ORDER BY id LIMIT ?3)
+                     RETURNING id",
+                )?
+                .query_map(params![now_ms, after, CHUNK as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok((ids.len(), ids.iter().copied().max().unwrap_or(after)))
+        }
+    }
 }
+
+/// Rows a bulk resend updates per writer job, so payments never wait behind a huge UPDATE.
+pub const CHUNK: usize = 1000;
