@@ -36,12 +36,22 @@ enum Cmd {
     },
     /// Make webhook deliveries due now: one transaction's, or every undelivered one.
     Resend(ResendArgs),
+    /// Admin UI account commands.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Exit 0 when the gateway answers /healthz on its listen address, else 1.
     Healthcheck {
         /// How long to wait for the answer, in seconds.
         #[arg(long, default_value_t = 5)]
         timeout_secs: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Set the admin password, read from the first line of standard input (e.g.
+    /// `echo 'a long passphrase' | qiwi-gateway admin set-password`). Ends every session.
+    SetPassword,
 }
 
 #[derive(Args)]
@@ -139,8 +149,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Resend(args) => resend(&cfg, args.id),
+        Cmd::Admin(AdminCmd::SetPassword) => set_password(&cfg),
         Cmd::CheckConfig | Cmd::Healthcheck { .. } => unreachable!("handled above"),
     }
+}
+
+/// `admin set-password`: the password comes from stdin, never from the command line (where
+/// `ps` and the shell history would keep it).
+fn set_password(cfg: &Config) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    let db = Db::open(&cfg.database_path)?;
+    block_on(qiwi_gateway::admin::auth::set_password(&db, password))?;
+    if cfg.admin_password.is_some() {
+        println!(
+            "password stored, but ADMIN_PASSWORD is configured and wins: unset it to use this one"
+        );
+    } else {
+        println!("admin password changed; every session was ended");
+    }
+    Ok(())
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -557,3 +557,69 @@ async fn sighup_reloads_the_tls_certificate_without_dropping_the_listener() {
         "{logs}"
     );
 }
+
+#[test]
+fn admin_set_password_stores_a_hash_from_stdin_and_ends_sessions() {
+    use argon2::{Argon2, PasswordHash, PasswordVerifier};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qiwi.db");
+    let set = |password: &str| {
+        let mut child = cmd(dir.path())
+            .args(["admin", "set-password"])
+            .env("DATABASE_PATH", &db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = set("too short");
+    assert!(!short.status.success());
+    assert!(
+        text(&short.stderr).contains("at least 12"),
+        "{}",
+        text(&short.stderr)
+    );
+
+    assert!(
+        run(
+            dir.path(),
+            &["migrate"],
+            &[("DATABASE_PATH", db.to_str().unwrap())]
+        )
+        .status
+        .success()
+    );
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO admin_session VALUES ('h', 'admin', 'c', '2024-01-01 00:00:00', 99999999999999)",
+            [],
+        )
+        .unwrap();
+    let out = set("a long enough passphrase");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let hash: String = c
+        .query_row("SELECT password_hash FROM admin_password", [], |r| r.get(0))
+        .unwrap();
+    assert!(!hash.contains("passphrase"));
+    let parsed = PasswordHash::new(&hash).unwrap();
+    assert!(
+        Argon2::default()
+            .verify_password(b"a long enough passphrase", &parsed)
+            .is_ok()
+    );
+    assert!(
+        Argon2::default()
+            .verify_password(b"another one entirely", &parsed)
+            .is_err()
+    );
+    let sessions: i64 = c
+        .query_row("SELECT COUNT(*) FROM admin_session", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sessions, 0);
+}

@@ -142,6 +142,25 @@ fn generate_password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), GENERATED_PASSWORD_LEN)
 }
 
+/// Shortest password `admin set-password` accepts.
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+/// Stores `password`'s hash as the admin password (replacing any stored one) and ends every
+/// session, so a stolen session does not outlive the change. A configured `ADMIN_PASSWORD`
+/// still wins over it.
+pub async fn set_password(db: &crate::db::Db, password: String) -> Result<(), AdminError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(AdminError::Hash(format!(
+            "the password must have at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    let hash = blocking(move || hash_password(&password)).await?;
+    db.writer()
+        .write(move |c| q::replace_password_hash(c, &hash, &db::now_text()))
+        .await?;
+    Ok(())
+}
+
 fn hash_password(password: &str) -> Result<String, AdminError> {
     Argon2::default()
         .hash_password(password.as_bytes())

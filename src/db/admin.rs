@@ -828,6 +828,16 @@ pub fn store_password_hash(
     Ok(password_hash(conn)?.unwrap_or_else(|| hash.to_owned()))
 }
 
+/// Replaces the stored admin password hash and deletes every session.
+pub fn replace_password_hash(conn: &Connection, hash: &str, now_text: &str) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO admin_password (id, password_hash, created_at) VALUES (1, ?1, ?2)",
+        [hash, now_text],
+    )?;
+    conn.execute("DELETE FROM admin_session", [])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
