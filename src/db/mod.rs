@@ -83,6 +83,9 @@ impl Db {
         // fsync of the main file); the checkpointer thread does it beside it.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| open_err(e.into()))?;
+        // After the checkpointer restarts the WAL, the file is cut back to this size.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(|e| open_err(e.into()))?;
         migrations::run(&mut conn).map_err(|e| open_err(e.into()))?;
 
         let manager = SqliteConnectionManager::file(path)
@@ -93,9 +96,11 @@ impl Db {
             .min_idle(Some(1))
             .build(manager)?;
         let checkpoints = Arc::new(AtomicBool::new(true));
-        checkpointer::start(path, Arc::downgrade(&checkpoints)).map_err(|e| open_err(e.into()))?;
+        let restart_wal = Arc::new(AtomicBool::new(false));
+        checkpointer::start(path, Arc::downgrade(&checkpoints), restart_wal.clone())
+            .map_err(|e| open_err(e.into()))?;
         Ok(Db {
-            writer: Writer::start(conn),
+            writer: Writer::start(conn, restart_wal),
             readers,
             checkpoints,
         })

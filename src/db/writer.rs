@@ -5,6 +5,8 @@
 //! thread takes all queued jobs, runs each in its own savepoint inside one transaction, commits
 //! once (one fsync for the whole batch) and only then tells each caller its result.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -33,11 +35,12 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`. The thread ends when every handle is dropped.
-    pub fn start(conn: Connection) -> Writer {
+    /// Between batches it restarts the WAL whenever `restart_wal` is raised.
+    pub fn start(conn: Connection, restart_wal: Arc<AtomicBool>) -> Writer {
         let (jobs, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, &restart_wal))
             .expect("spawning the database writer thread");
         Writer { jobs }
     }
@@ -68,7 +71,7 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, restart_wal: &AtomicBool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         let replies = commit_batch(&mut conn, batch.drain(..));
@@ -87,6 +90,9 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
                     .map_err(|e| DbError::Commit(e.to_string()))
                     .copied(),
             );
+        }
+        if restart_wal.swap(false, Ordering::Relaxed) {
+            super::checkpointer::restart(&conn);
         }
     }
 }
@@ -154,7 +160,7 @@ mod tests {
                  REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
         )
         .unwrap();
-        Writer::start(conn)
+        Writer::start(conn, Arc::default())
     }
 
     async fn count(w: &Writer) -> i64 {
