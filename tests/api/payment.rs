@@ -74,15 +74,25 @@ async fn pay_with_a_reused_txn_id_and_other_data_is_refused() {
 }
 
 #[tokio::test]
-async fn twenty_identical_pays_at_once_make_one_row() {
+async fn fifty_identical_pays_at_once_and_a_repeat_after_restart_make_one_row() {
     let app = spawn_app().await;
-    let answers = join_all((0..20).map(|_| app.pay("555", "acc", "99.99"))).await;
+    let answers = join_all((0..50).map(|_| app.pay("555", "acc", "99.99"))).await;
     let prv: Vec<_> = answers
         .iter()
         .map(|a| a.get("prv_txn").unwrap().to_owned())
         .collect();
     assert!(answers.iter().all(|a| a.result() == 0));
     assert!(prv.iter().all(|p| *p == prv[0]), "{prv:?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+
+    let dir = app.stop().await;
+    let cfg = test_config(&dir);
+    let app = start_in(dir, cfg).await;
+    let again = app.pay("555", "acc", "99.99").await;
+    assert_eq!(
+        (again.result(), again.get("prv_txn")),
+        (0, Some(prv[0].as_str()))
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
 }
 
