@@ -103,3 +103,40 @@ async fn a_failing_receiver_is_retried_on_the_schedule_not_in_a_spin() {
     let attempts = app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt");
     assert!((3..=6).contains(&attempts), "{attempts} attempts in 4.5 s");
 }
+
+#[tokio::test]
+async fn a_full_database_answers_1_never_0_and_recovers_when_space_returns() {
+    let app = spawn_app().await;
+    assert_eq!(app.pay("1", "acc", "1").await.result(), 0);
+    // Cap the file at its current size on the writer's own connection: the next pay that needs
+    // a new page fails with SQLITE_FULL, as on a full disk.
+    let set_cap = |cap: Option<i64>| {
+        app.state.db.writer().write(move |c| {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            c.pragma_update(None, "max_page_count", cap.unwrap_or(pages))?;
+            Ok(())
+        })
+    };
+    set_cap(None).await.unwrap();
+    // Pays fill the free room left in existing pages, then the file is full: from then on
+    // every pay is answered 1, and every pay answered 0 is stored.
+    let (mut stored, mut refused) = (1, 0);
+    for i in 0..400 {
+        let a = app
+            .pay(&format!("{}", 100 + i), &"x".repeat(150), "1")
+            .await;
+        match a.result() {
+            0 => stored += 1,
+            1 => refused += 1,
+            other => panic!("result {other}: {}", a.raw),
+        }
+    }
+    assert!(refused >= 300, "only {refused} pays were refused");
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), stored);
+    set_cap(Some(1 << 30)).await.unwrap();
+    assert_eq!(app.pay("9999", &"x".repeat(150), "1").await.result(), 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_transaction"),
+        stored + 1
+    );
+}
