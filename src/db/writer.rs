@@ -74,22 +74,16 @@ impl Writer {
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, restart_wal: &AtomicBool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        let replies = commit_batch(&mut conn, batch.drain(..));
-        let (replies, outcome) = match replies {
+        // rusqlite errors are not Clone: every caller learns the commit failed, and why.
+        let (replies, outcome) = match commit_batch(&mut conn, batch.drain(..)) {
             Ok(replies) => (replies, Ok(())),
             Err((replies, e)) => {
                 tracing::error!(error = %e, "database commit failed");
-                (replies, Err(e))
+                (replies, Err(e.to_string()))
             }
         };
         for reply in replies {
-            // rusqlite errors are not Clone: every caller learns the commit failed, and why.
-            reply(
-                outcome
-                    .as_ref()
-                    .map_err(|e| DbError::Commit(e.to_string()))
-                    .copied(),
-            );
+            reply(outcome.clone().map_err(DbError::Commit));
         }
         if restart_wal.swap(false, Ordering::Relaxed) {
             super::checkpointer::restart(&conn);
@@ -140,7 +134,8 @@ fn commit_batch(
     }
 }
 
-/// Answers a job that could not run: its reply gets the error, its work never happens.
+/// Answers a job that could not run: its work never happens, and dropping it drops its reply
+/// channel, so its caller gets [`DbError::WriterGone`] (a result 1 for QIWI, as any failure).
 fn fail_job(job: Job) -> Reply {
     Box::new(move |_| {
         drop(job);

@@ -48,6 +48,13 @@ impl Outcome {
             logged: false,
         }
     }
+
+    /// Copies what was answered into the request's log row.
+    fn record(&self, log: &mut LogEntry) {
+        log.status = self.status.as_u16();
+        log.response = self.body.clone();
+        log.result = self.answer.as_ref().map(|a| i32::from(a.result.code()));
+    }
 }
 
 /// Handles `/payment` for any method.
@@ -77,11 +84,6 @@ pub async fn any(
         tracing::warn!(%ip, "refused /payment: the address is not in qiwi_allowed_ips");
         Outcome::http(StatusCode::FORBIDDEN, "forbidden\n")
     };
-    log.status = outcome.status.as_u16();
-    log.response = outcome.body.clone();
-    if let Some(a) = &outcome.answer {
-        log.result = Some(i32::from(a.result.code()));
-    }
     let log_txn_id = log.txn_id.clone();
     let outcome = finish_log(&state, log, outcome).await;
 
@@ -124,10 +126,11 @@ async fn read_and_answer(
 /// Writes the log row unless the pay job already did, in the same commit as the payment.
 /// A protocol answer whose log row cannot be written becomes 1: the request is not recorded,
 /// so QIWI must ask again.
-async fn finish_log(state: &AppState, log: LogEntry, outcome: Outcome) -> Outcome {
+async fn finish_log(state: &AppState, mut log: LogEntry, outcome: Outcome) -> Outcome {
     if outcome.logged {
         return outcome;
     }
+    outcome.record(&mut log);
     let started = Instant::now();
     let result = state
         .db
@@ -147,15 +150,15 @@ async fn finish_log(state: &AppState, log: LogEntry, outcome: Outcome) -> Outcom
 }
 
 fn respond(o: Outcome) -> Response {
+    let content_type = if o.status == StatusCode::OK {
+        "text/xml; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     let mut resp = (o.status, Body::from(o.body)).into_response();
     let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     match o.status {
-        StatusCode::OK => {
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/xml; charset=utf-8"),
-            );
-        }
         StatusCode::UNAUTHORIZED => {
             h.insert(
                 header::WWW_AUTHENTICATE,
@@ -166,12 +169,6 @@ fn respond(o: Outcome) -> Response {
             h.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         }
         _ => {}
-    }
-    if o.status != StatusCode::OK {
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
     }
     resp
 }
@@ -286,9 +283,7 @@ async fn pay(state: &AppState, req: Request, mut log: LogEntry) -> Outcome {
             )?;
             let created = matches!(stored, StoreOutcome::Created(_));
             let outcome = pay_outcome(stored, job_echo);
-            log.status = outcome.status.as_u16();
-            log.response = outcome.body.clone();
-            log.result = outcome.answer.as_ref().map(|a| i32::from(a.result.code()));
+            outcome.record(&mut log);
             http_log::insert(c, &log)?;
             Ok((outcome, created))
         })
