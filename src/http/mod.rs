@@ -13,6 +13,20 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{BasicAuth, Secret};
 
+/// The client for every call to the merchant's backend (account check, webhook): the whole
+/// call, connection included, bounded by `timeout`; redirects never followed (a 3xx is an
+/// answer, not a new address to send payment data to); no automatic retries (our own schedule
+/// decides); our User-Agent.
+pub fn outbound_client(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
+        .user_agent(crate::USER_AGENT)
+        .build()
+}
+
 /// Whether `headers` carry the configured Basic credentials. The comparison takes the same
 /// time whatever the input (hashes of equal length, compared in constant time), so timing
 /// tells an attacker nothing about how much of a guess was right.

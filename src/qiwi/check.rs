@@ -25,12 +25,7 @@ pub struct Checker {
 impl Checker {
     /// A checker for `url` whose calls give up after `timeout`.
     pub fn new(url: Url, timeout: Duration) -> Result<Checker, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(crate::USER_AGENT)
-            .build()?;
+        let client = crate::http::outbound_client(timeout)?;
         Ok(Checker { client, url })
     }
 

@@ -95,14 +95,8 @@ impl Deliverer {
         signer: Option<Signer>,
         timeout: Duration,
     ) -> Result<Deliverer, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            // One attempt is one request: our own schedule decides about retries.
-            .retry(reqwest::retry::never())
-            .user_agent(crate::USER_AGENT)
-            .build()?;
+        // One attempt is one request: our own schedule decides about retries.
+        let client = crate::http::outbound_client(timeout)?;
         Ok(Deliverer {
             client,
             url,
