@@ -6,13 +6,24 @@ WORKDIR /src
 # Everything the build needs (sources, migrations, templates, static files); .dockerignore
 # keeps out target/, tests, local databases and config.
 COPY . .
-RUN cargo build --release --locked \
+# The cache mounts keep downloaded crates and compiled dependencies between builds (BuildKit and
+# buildah both honour them); the binary is copied out of the cached target/ in the same step.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked \
     && install -s -D -m 0755 target/release/qiwi-gateway /out/qiwi-gateway \
     && mkdir -p /out/data
 
 FROM debian:bookworm-slim
+# The trust store: the account check and the webhook verify https peers against it (a private
+# CA is added with SSL_CERT_FILE / SSL_CERT_DIR, see README). Not pinned on purpose: the trust
+# store should carry Debian's current roots and revocations, not a frozen list.
 # A fixed, unprivileged user: volumes created by the image are owned by it.
-RUN groupadd --system --gid 10001 gateway \
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin gateway
 COPY --from=build /out/qiwi-gateway /usr/local/bin/qiwi-gateway

@@ -110,6 +110,11 @@ pub async fn start(
     admin::init(&state, addr)
         .await
         .map_err(|e| anyhow::anyhow!("admin credentials: {e}"))?;
+    crate::http::trust::warn_if_untrusted(
+        [&state.config.check_url, &state.config.webhook_url]
+            .into_iter()
+            .flatten(),
+    );
     if state.config.http_auth.is_none() {
         tracing::warn!(
             "HTTP_AUTH_USERNAME/HTTP_AUTH_PASSWORD are not set: /payment is OPEN to anyone \

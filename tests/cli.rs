@@ -623,3 +623,123 @@ fn admin_set_password_stores_a_hash_from_stdin_and_ends_sessions() {
         .unwrap();
     assert_eq!(sessions, 0);
 }
+
+/// A private CA and a certificate it signed for `localhost` and 127.0.0.1: (CA PEM, leaf PEM,
+/// leaf key PEM).
+fn private_ca() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "merchant private CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), leaf.pem(), leaf_key.serialize_pem())
+}
+
+/// An HTTPS webhook receiver on 127.0.0.1 serving `cert`: its port and the bodies it got.
+async fn https_receiver(cert: &str, key: &str) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| async move {
+            sink.lock().unwrap().push(body);
+            "ok"
+        }),
+    );
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(cert.into(), key.into())
+        .await
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    tokio::spawn(async move {
+        axum_server::from_tcp_rustls(listener, tls)
+            .unwrap()
+            .serve(app.into_make_service())
+            .await
+    });
+    (port, got)
+}
+
+#[tokio::test]
+async fn a_private_ca_in_ssl_cert_file_is_trusted_and_without_it_attempts_fail_as_tls() {
+    let (ca, leaf, key) = private_ca();
+    let (port, got) = https_receiver(&leaf, &key).await;
+    let hook = format!("https://localhost:{port}/hook");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+
+    // With the CA: delivered.
+    let gw = Gateway::start(
+        dir.path(),
+        &[
+            ("QIWI_WEBHOOK_URL", &hook),
+            ("SSL_CERT_FILE", ca_file.to_str().unwrap()),
+        ],
+    );
+    let answer = reqwest::get(gw.url(&pay_query(7001)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(result_of(&answer), Some("0"), "{answer}");
+    let until = Instant::now() + Duration::from_secs(30);
+    while got.lock().unwrap().is_empty() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bodies = got.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "delivered over https: {bodies:?}");
+    assert!(bodies[0].contains("7001"), "{bodies:?}");
+    drop(gw);
+
+    // Without it (SSL_CERT_FILE names a missing file): the gateway still starts, says why in
+    // one warning, answers the pay, and the attempt is a recorded `tls` failure, due again.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-ca.pem");
+    let gw = Gateway::start(
+        dir.path(),
+        &[
+            ("QIWI_WEBHOOK_URL", &hook),
+            ("SSL_CERT_FILE", missing.to_str().unwrap()),
+        ],
+    );
+    let answer = reqwest::get(gw.url(&pay_query(7002)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(result_of(&answer), Some("0"), "{answer}");
+    let until = Instant::now() + Duration::from_secs(30);
+    while gw.count("SELECT attempts FROM qiwi_transaction") == 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        gw.count(
+            "SELECT count(*) FROM qiwi_transaction WHERE attempts >= 1 AND status = 0 \
+             AND last_error LIKE 'tls:%' AND delivery_due_ms IS NOT NULL"
+        ),
+        1,
+        "the failed attempt is recorded as tls and scheduled again"
+    );
+    assert_eq!(
+        gw.count("SELECT count(*) FROM qiwi_webhook_attempt WHERE error LIKE 'tls%'"),
+        1
+    );
+    assert_eq!(got.lock().unwrap().len(), 1, "nothing reached the receiver");
+    let logs = gw.logs.lock().unwrap().join("\n");
+    let warned = logs
+        .lines()
+        .filter(|l| l.contains("SSL_CERT_FILE=") && l.contains("no-such-ca.pem"))
+        .count();
+    assert_eq!(warned, 1, "{logs}");
+}

@@ -2,6 +2,7 @@
 
 pub mod client_ip;
 pub mod request_log;
+pub mod trust;
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -16,9 +17,11 @@ use crate::config::{BasicAuth, Secret};
 /// The client for every call to the merchant's backend (account check, webhook): the whole
 /// call, connection included, bounded by `timeout`; redirects never followed (a 3xx is an
 /// answer, not a new address to send payment data to); no automatic retries (our own schedule
-/// decides); our User-Agent.
+/// decides); our User-Agent; the CA certificates of [`trust::Roots::system`]. Building does
+/// not depend on the trust store: with no CA certificate at all it still succeeds, and each
+/// `https` call then fails its handshake (a `tls` failure, retried like any other).
 pub fn outbound_client(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    trust::apply(reqwest::Client::builder(), trust::Roots::system())
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
