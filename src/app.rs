@@ -104,7 +104,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(state.config.listen_addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", state.config.listen_addr))?;
+        .map_err(|e| anyhow::anyhow!(ops::startup::listen_problem(state.config.listen_addr, &e)))?;
     let addr = listener.local_addr()?;
     // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
     admin::init(&state, addr)

@@ -75,11 +75,29 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and its causes, joined.
-            eprintln!("qiwi-gateway: {e:#}");
+            eprintln!("qiwi-gateway: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined on one line, each said once: a cause whose text the line
+/// already holds (a wrapper that prints its source and also returns it from `source()`) is
+/// skipped; line breaks inside a message become spaces.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Logs go to stdout when serving (the container's log) and to stderr for the one-shot

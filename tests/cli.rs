@@ -743,3 +743,180 @@ async fn a_private_ca_in_ssl_cert_file_is_trusted_and_without_it_attempts_fail_a
         .count();
     assert_eq!(warned, 1, "{logs}");
 }
+
+/// Asserts `out` failed with exactly one line on stderr that holds each of `needles` exactly
+/// once (case-insensitive), and says no part of itself twice. Returns the line.
+fn one_clear_line(out: &Output, needles: &[&str]) -> String {
+    assert!(!out.status.success(), "it should have failed");
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let line = stderr.trim_end().to_owned();
+    let lower = line.to_lowercase();
+    for n in needles {
+        assert_eq!(
+            lower.matches(&n.to_lowercase()).count(),
+            1,
+            "{n:?} once in: {line}"
+        );
+    }
+    for part in line.split(": ").filter(|p| p.len() > 12) {
+        assert_eq!(
+            line.matches(part).count(),
+            1,
+            "{part:?} repeated in: {line}"
+        );
+    }
+    assert!(!lower.contains("os error"), "{line}");
+    line
+}
+
+#[test]
+fn a_port_in_use_is_one_line_naming_listen_addr() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = dir.path().join("qiwi.db");
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[
+            ("LISTEN_ADDR", &addr),
+            ("DATABASE_PATH", db.to_str().unwrap()),
+            ("ADMIN_PASSWORD", "a long admin password"),
+        ],
+    );
+    one_clear_line(&out, &[&addr, "already in use", "set LISTEN_ADDR"]);
+}
+
+#[test]
+fn missing_tls_files_are_one_line_naming_the_file_and_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qiwi.db");
+    let cert = dir.path().join("no-cert.pem");
+    let key = dir.path().join("no-key.pem");
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("DATABASE_PATH", db.to_str().unwrap()),
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+            ("ADMIN_PASSWORD", "a long admin password"),
+        ],
+    );
+    one_clear_line(
+        &out,
+        &["no-cert.pem", "env TLS_CERT_FILE", "no such file", "fix:"],
+    );
+}
+
+#[test]
+fn an_unwritable_data_folder_names_the_uid_and_the_chown_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let db = data.join("qiwi.db");
+    // Root writes anywhere: as root (CI), run the binary as nobody, as a container runs as 10001.
+    let me = std::fs::metadata("/proc/self").unwrap();
+    let root = std::os::unix::fs::MetadataExt::uid(&me) == 0;
+    let (uid, gid) = if root {
+        (65534, 65534)
+    } else {
+        use std::os::unix::fs::MetadataExt;
+        (me.uid(), me.gid())
+    };
+    for args in [&["serve"][..], &["migrate"]] {
+        let mut c = cmd(dir.path());
+        c.args(args)
+            .env("DATABASE_PATH", &db)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("ADMIN_PASSWORD", "a long admin password");
+        if root {
+            c.uid(uid).gid(gid);
+        }
+        let out = c.output().unwrap();
+        let shown = data.display().to_string();
+        one_clear_line(
+            &out,
+            &[
+                "permission denied",
+                &format!("uid {uid}"),
+                &format!("chown -R {uid}:{gid} {shown}"),
+                "named volume",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_database_newer_than_the_binary_is_one_line_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qiwi.db");
+    let env = [("DATABASE_PATH", db.to_str().unwrap())];
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    let out = run(dir.path(), &["migrate"], &env);
+    one_clear_line(
+        &out,
+        &[
+            "newer than this gateway",
+            "schema version 999",
+            "restore a backup",
+        ],
+    );
+}
+
+#[test]
+fn a_corrupt_database_file_is_one_line_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qiwi.db");
+    std::fs::write(
+        &db,
+        "this is not a database, it is a text file\n".repeat(200),
+    )
+    .unwrap();
+    for args in [&["migrate"][..], &["serve"]] {
+        let out = run(
+            dir.path(),
+            args,
+            &[
+                ("DATABASE_PATH", db.to_str().unwrap()),
+                ("LISTEN_ADDR", "127.0.0.1:0"),
+                ("ADMIN_PASSWORD", "a long admin password"),
+            ],
+        );
+        one_clear_line(&out, &["qiwi.db", "not an SQLite database", "restore it"]);
+    }
+}
+
+#[test]
+fn backup_errors_are_one_line_without_internal_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qiwi.db");
+    let env = [("DATABASE_PATH", db.to_str().unwrap())];
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    let missing = dir.path().join("no-such-folder/b.db");
+    let out = run(
+        dir.path(),
+        &["backup", "--to", missing.to_str().unwrap()],
+        &env,
+    );
+    let line = one_clear_line(&out, &["b.db", "does not exist", "mkdir"]);
+    assert!(!line.contains("partial"), "{line}");
+    let taken = dir.path().join("taken.db");
+    std::fs::write(&taken, "x").unwrap();
+    let out = run(
+        dir.path(),
+        &["backup", "--to", taken.to_str().unwrap()],
+        &env,
+    );
+    one_clear_line(&out, &["taken.db", "already exists", "new file name"]);
+}

@@ -173,13 +173,21 @@ fn render(status: StatusCode, page: &impl Template) -> Response {
 pub enum AdminError {
     /// The database failed.
     #[error("database: {0}")]
-    Db(#[from] DbError),
+    Db(DbError),
     /// Hashing or checking a password failed.
     #[error("password hash: {0}")]
     Hash(String),
     /// A state-changing form came without its session's CSRF token.
     #[error("CSRF token missing or wrong")]
     Csrf,
+}
+
+// By hand, not `#[from]`: that would also make the DbError the `source()`, and a printed
+// chain would say it twice.
+impl From<DbError> for AdminError {
+    fn from(e: DbError) -> AdminError {
+        AdminError::Db(e)
+    }
 }
 
 impl IntoResponse for AdminError {

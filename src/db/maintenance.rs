@@ -116,29 +116,37 @@ pub fn open_for_checkpoints(path: &Path) -> Result<Connection, DbError> {
 /// temporary file beside `target`, synced, and renamed into place, so `target` is either
 /// absent or complete. `target` must not exist.
 pub fn backup(source: &Path, target: &Path) -> Result<BackupInfo, DbError> {
-    let io = |e: std::io::Error| DbError::Open {
+    let failed = |reason: String| DbError::Backup {
         path: target.to_owned(),
-        source: e.into(),
+        reason,
     };
+    let io = |e: std::io::Error| failed(crate::ops::startup::os_text(&e));
     if !source.is_file() {
         return Err(DbError::Open {
             path: source.to_owned(),
-            source: "no database here".into(),
+            reason: "no database here; fix: set DATABASE_PATH (or --config) to the gateway's"
+                .into(),
         });
     }
     if target.exists() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "already exists; choose a new file name",
-        )));
+        return Err(failed(
+            "the file already exists; choose a new file name".into(),
+        ));
     }
     let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(failed(format!(
+            "the folder {} does not exist; fix: create it first (mkdir -p)",
+            dir.display()
+        )));
+    }
+    crate::ops::startup::check_writable_folder(dir).map_err(failed)?;
     let file_name = target
         .file_name()
-        .ok_or_else(|| io(std::io::Error::other("not a file name")))?;
+        .ok_or_else(|| failed("not a file name".into()))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
     tmp_name.push(".partial");
@@ -152,11 +160,12 @@ pub fn backup(source: &Path, target: &Path) -> Result<BackupInfo, DbError> {
     conn.busy_timeout(super::BUSY_TIMEOUT)?;
     let tmp_text = tmp
         .to_str()
-        .ok_or_else(|| io(std::io::Error::other("the path is not valid UTF-8")))?;
+        .ok_or_else(|| failed("the path is not valid UTF-8".into()))?;
     let result = conn.execute("VACUUM INTO ?1", [tmp_text]);
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
+        // SQLite's words name the temporary file; the operator asked for `target`.
+        return Err(failed(super::open_problem(target, &e)));
     }
     drop(conn);
 

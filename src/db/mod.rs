@@ -24,15 +24,16 @@ pub use writer::Writer;
 /// How long a connection waits for SQLite's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Errors of the storage layer.
+/// Errors of the storage layer. Each text carries its cause and no variant also exposes it as
+/// `source()`, so a printed chain (`{:#}`) says every cause once (issue 15 point 4).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// SQLite refused or failed.
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// No read connection could be had.
     #[error("connection pool: {0}")]
-    Pool(#[from] r2d2::Error),
+    Pool(r2d2::Error),
     /// The writer queue stayed full for too long (backpressure).
     #[error("the database writer is overloaded")]
     Busy,
@@ -44,15 +45,104 @@ pub enum DbError {
     WriterGone,
     /// A blocking task could not complete.
     #[error("blocking task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
-    /// Opening or preparing the database file failed.
-    #[error("cannot open {path}: {source}")]
+    Join(tokio::task::JoinError),
+    /// Opening or preparing the database file failed: `reason` says why and the fix, once.
+    #[error("cannot open the database {path}: {reason}")]
     Open {
         /// The database file.
         path: PathBuf,
-        /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// Why, in one line, with the fix.
+        reason: String,
     },
+    /// A backup could not be written to `path`: `reason` says why, once.
+    #[error("cannot write the backup {path}: {reason}")]
+    Backup {
+        /// The backup file asked for.
+        path: PathBuf,
+        /// Why, in one line.
+        reason: String,
+    },
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> DbError {
+        DbError::Sqlite(e)
+    }
+}
+
+impl From<r2d2::Error> for DbError {
+    fn from(e: r2d2::Error) -> DbError {
+        DbError::Pool(e)
+    }
+}
+
+impl From<tokio::task::JoinError> for DbError {
+    fn from(e: tokio::task::JoinError) -> DbError {
+        DbError::Join(e)
+    }
+}
+
+/// Why SQLite could not open or prepare `path`, in words an operator can act on. A refusal to
+/// open is looked into on the file system (permissions, read-only, space) since SQLite only
+/// says "unable to open database file".
+pub(crate) fn open_problem(path: &Path, e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode;
+    let code = e.sqlite_error_code();
+    match code {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => format!(
+            "the file is not an SQLite database or is damaged ({}); fix: restore it from a \
+             backup (see `qiwi-gateway backup`), or move it away to start with an empty database",
+            sqlite_words(e)
+        ),
+        Some(ErrorCode::DiskFull) => crate::ops::startup::write_problem(
+            path,
+            &std::io::Error::from(std::io::ErrorKind::StorageFull),
+        ),
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::SystemIoFailure,
+        ) => writable_problem(path).unwrap_or_else(|| sqlite_words(e)),
+        _ => sqlite_words(e),
+    }
+}
+
+/// SQLite's message for `e` without the path it repeats (the caller names the path).
+fn sqlite_words(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(err, Some(msg)) => {
+            let msg = msg.split(": /").next().unwrap_or(msg);
+            if msg.is_empty() {
+                err.to_string()
+            } else {
+                msg.to_owned()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Why the database at `path` cannot be written: its folder does not take new files (the
+/// WAL and shared-memory files live beside it), or the file itself is not writable.
+pub(crate) fn writable_problem(path: &Path) -> Option<String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Err(problem) = crate::ops::startup::check_writable_folder(dir) {
+        return Some(problem);
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Some(crate::ops::startup::write_problem(path, &e))
+        }
+        _ => None,
+    }
 }
 
 /// The database: a writer for every change and a read-only pool for queries.
@@ -67,26 +157,32 @@ pub struct Db {
 impl Db {
     /// Opens (creating it and its folder if needed) and migrates the database file.
     pub fn open(path: &Path) -> Result<Db, DbError> {
-        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| DbError::Open {
+        let open_err = |reason: String| DbError::Open {
             path: path.to_owned(),
-            source,
+            reason,
         };
+        let sqlite_err = |e: rusqlite::Error| open_err(open_problem(path, &e));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(e.into()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_err(crate::ops::startup::write_problem(dir, &e)))?;
         }
-        let mut conn = Connection::open(path).map_err(|e| open_err(e.into()))?;
-        configure(&conn).map_err(|e| open_err(e.into()))?;
+        // Said before SQLite tries: it would only say "unable to open database file".
+        if let Some(problem) = writable_problem(path) {
+            return Err(open_err(problem));
+        }
+        let mut conn = Connection::open(path).map_err(sqlite_err)?;
+        configure(&conn).map_err(sqlite_err)?;
         // WAL is a property of the file: set once by the writer, readers inherit it.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| open_err(e.into()))?;
+            .map_err(sqlite_err)?;
         // The writer never checkpoints (that would stall every waiting request behind an
         // fsync of the main file); the checkpointer thread does it beside it.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(|e| open_err(e.into()))?;
+            .map_err(sqlite_err)?;
         // After the checkpointer restarts the WAL, the file is cut back to this size.
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
-            .map_err(|e| open_err(e.into()))?;
-        migrations::run(&mut conn).map_err(|e| open_err(e.into()))?;
+            .map_err(sqlite_err)?;
+        migrations::run(&mut conn).map_err(sqlite_err)?;
 
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -98,7 +194,7 @@ impl Db {
         let checkpoints = Arc::new(AtomicBool::new(true));
         let restart_wal = Arc::new(AtomicBool::new(false));
         checkpointer::start(path, Arc::downgrade(&checkpoints), restart_wal.clone())
-            .map_err(|e| open_err(e.into()))?;
+            .map_err(|e| open_err(e.to_string()))?;
         Ok(Db {
             writer: Writer::start(conn, restart_wal),
             readers,

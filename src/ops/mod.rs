@@ -4,6 +4,7 @@ pub mod cli;
 pub mod health;
 pub mod housekeeping;
 pub mod metrics;
+pub mod startup;
 pub mod tls;
 
 pub use metrics::Metrics;

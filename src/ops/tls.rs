@@ -11,6 +11,15 @@ use crate::config::TlsFiles;
 
 /// Loads the certificate chain and key.
 pub async fn load(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
+    // Which file is missing, said before rustls says "No such file" about one of the two.
+    for (path, key, env) in [
+        (&files.cert, "tls_cert_file", "TLS_CERT_FILE"),
+        (&files.key, "tls_key_file", "TLS_KEY_FILE"),
+    ] {
+        if let Some(problem) = super::startup::unreadable_file(path, key, env) {
+            anyhow::bail!(problem);
+        }
+    }
     RustlsConfig::from_pem_file(&files.cert, &files.key)
         .await
         .map_err(|e| {

@@ -27,8 +27,16 @@ pub use worker::{Settings, Worker};
 pub enum WebhookError {
     /// `WEBHOOK_SECRET` is unusable (the message never contains the secret).
     #[error("invalid `webhook_secret` (env WEBHOOK_SECRET): {0}")]
-    Secret(#[from] signing::SecretError),
+    Secret(signing::SecretError),
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot build the webhook HTTP client: {0}")]
     Client(reqwest::Error),
+}
+
+// By hand, not `#[from]`: that would also make the cause the `source()`, and a printed chain
+// would say it twice.
+impl From<signing::SecretError> for WebhookError {
+    fn from(e: signing::SecretError) -> WebhookError {
+        WebhookError::Secret(e)
+    }
 }
