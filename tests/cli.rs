@@ -920,3 +920,14 @@ fn backup_errors_are_one_line_without_internal_names() {
     );
     one_clear_line(&out, &["taken.db", "already exists", "new file name"]);
 }
+
+#[test]
+fn a_bad_setting_is_one_line_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[("QIWI_ALLOWED_IPS", "79.142.16.0/20,qiwi.ru")],
+    );
+    one_clear_line(&out, &["env QIWI_ALLOWED_IPS", "`qiwi.ru`"]);
+}
