@@ -992,3 +992,34 @@ async fn credentials_in_urls_are_never_printed() {
         assert!(!errors.contains(s), "{s} in a stored error: {errors}");
     }
 }
+
+/// The first ```python block after `marker` in `file`.
+fn python_block(file: &str, marker: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let from = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in {file}"));
+    let block = &text[from..];
+    let start = block.find("```python\n").expect("a python block") + "```python\n".len();
+    let end = block[start..].find("```").unwrap();
+    block[start..start + end].to_owned()
+}
+
+#[test]
+fn the_readme_and_docs_webhooks_give_one_verify_recipe_with_a_timestamp_tolerance() {
+    let readme = python_block("README.md", "## Webhook");
+    let docs = python_block("docs/webhooks.md", "## Verifying the signature");
+    assert_eq!(readme, docs);
+    assert!(readme.contains("tolerance") && readme.contains("webhook-timestamp"));
+    // No pointer outside the repository for the protocol; the summary it needs is here.
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(!text.contains("shared/spec"));
+    assert!(text.contains("(docs/protocol.md)"));
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/protocol.md")
+            .is_file()
+    );
+    assert!(text.contains("command=pay&txn_id=1234567&txn_date="));
+}
