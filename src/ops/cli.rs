@@ -167,9 +167,10 @@ pub async fn preflight(cfg: &Config) -> Vec<Check> {
     checks
 }
 
-/// The database file is readable and writable, or (when it does not exist yet) the folder
-/// it will be created in, or the nearest existing parent of that folder, is writable. Probes
-/// by creating and removing a file, as access bits do not tell about read-only mounts.
+/// The database file is readable and writable, and the folder it is (or will be created) in,
+/// or the nearest existing parent of that folder, is writable: SQLite creates its `-wal` and
+/// `-shm` files beside the database. Probes by creating and removing a file, as access bits
+/// do not tell about read-only mounts.
 fn database_writable(db: &Path) -> Check {
     if db.exists() {
         let r = std::fs::OpenOptions::new()
@@ -180,7 +181,9 @@ fn database_writable(db: &Path) -> Check {
             .map_err(|e| {
                 format!("cannot open it for writing: {e}; give the user the gateway runs as write access")
             });
-        return Check::result(format!("database {} is writable", db.display()), r);
+        if r.is_err() {
+            return Check::result(format!("database {} is writable", db.display()), r);
+        }
     }
     let dir = db
         .parent()
