@@ -106,6 +106,13 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!(ops::startup::listen_problem(state.config.listen_addr, &e)))?;
     let addr = listener.local_addr()?;
+    // Everything that can refuse the start is done before the admin password is generated
+    // and printed: a start that then fails must not show a password nobody can use.
+    let tls = match &state.config.tls {
+        Some(files) => Some((ops::tls::load(files).await?, files.clone())),
+        None => None,
+    };
+    let worker = Worker::from_config(state.db.clone(), &state.config)?;
     // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
     admin::init(&state, addr)
         .await
@@ -125,15 +132,11 @@ pub async fn start(
         // Litestream (or another tool) checkpoints: the gateway's own would race it.
         state.db.set_background_checkpoints(false);
     }
-    let tls = match &state.config.tls {
-        Some(files) => Some((ops::tls::load(files).await?, files.clone())),
-        None => None,
-    };
 
     // `stop` ends the background work (worker, housekeeping, certificate watch) once the
     // server has been told to shut down.
     let stop = CancellationToken::new();
-    let worker = match Worker::from_config(state.db.clone(), &state.config)? {
+    let worker = match worker {
         Some(worker) => {
             let url = state.config.webhook_url.as_ref();
             tracing::info!(

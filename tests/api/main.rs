@@ -4,6 +4,7 @@
 mod admin;
 mod check;
 mod config;
+mod display;
 mod faults;
 mod helpers;
 mod hostile;
