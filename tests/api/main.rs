@@ -7,6 +7,7 @@ mod config;
 mod faults;
 mod helpers;
 mod hostile;
+mod limits;
 mod log;
 mod ops;
 mod payment;

@@ -1,0 +1,273 @@
+//! Issue 19: what an outsider can make the gateway write, hold or wait for, measured through
+//! real HTTP against the real router: refused requests are decided from the head and stored
+//! bounded; slow clients are cut; a declared over-size body is answered 413 at once; the
+//! connection limit holds.
+
+use std::time::Duration;
+
+use qiwi_gateway::config::{BasicAuth, Secret};
+use qiwi_gateway::http::payment_guard::{REFUSED_HEADERS_CAP, REFUSED_ROWS_PER_ADDRESS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+/// Generous bound for what must happen "at once" or "at the timeout": only a server that
+/// waits for the body, or never cuts the client, reaches it.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn auth() -> Option<BasicAuth> {
+    Some(BasicAuth {
+        username: "qiwi".into(),
+        password: Secret("s3cret-pass".into()),
+    })
+}
+
+/// Sends `head` (and nothing more) and returns whatever the server answers until it closes
+/// the connection or answers a full head; panics after [`PATIENCE`].
+async fn send_head(addr: std::net::SocketAddr, head: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("the server waited instead of answering from the head");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The database's size in bytes as the latest snapshot sees it (WAL included).
+fn db_bytes(app: &TestApp) -> i64 {
+    app.count("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+}
+
+#[tokio::test]
+async fn refused_requests_are_answered_from_the_head_and_stored_bounded() {
+    let app = spawn_app_with(|c| c.http_auth = auth()).await;
+
+    // The body is announced and never sent: only a server that decides from the head answers.
+    let head = "POST /payment HTTP/1.1\r\nHost: x\r\nContent-Type: \
+                application/x-www-form-urlencoded\r\nContent-Length: 65536\r\n\r\n";
+    let answer = send_head(app.addr, head).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    // The flood of the issue, within the 32 KiB head hyper accepts: 7 headers of 4,000
+    // bytes and a 60 KiB body per request.
+    let before = db_bytes(&app);
+    let rows_before = app.count("SELECT COUNT(*) FROM qiwi_http_log");
+    let n = 200;
+    let big = "v".repeat(4000);
+    let body = "a=".to_owned() + &"b".repeat(60 * 1024);
+    let sends = (0..n).map(|_| {
+        let mut rb = app
+            .client
+            .post(format!("{}/payment?command=check&txn_id=1", app.base))
+            .basic_auth("qiwi", Some("wrong"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone());
+        for i in 0..7 {
+            rb = rb.header(format!("x-flood-{i}"), big.as_str());
+        }
+        async move { rb.send().await.map(|r| r.status().as_u16()) }
+    });
+    let statuses = futures::future::join_all(sends).await;
+    // A refused request's connection is closed without reading the body, so a client still
+    // sending may see the reset instead of the 401: either way nothing was let in.
+    let answered_401 = statuses.iter().filter(|s| matches!(s, Ok(401))).count();
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(401) | Err(_))),
+        "{statuses:?}"
+    );
+    assert!(answered_401 > 0);
+    let after = db_bytes(&app);
+    let rows = app.count("SELECT COUNT(*) FROM qiwi_http_log") - rows_before;
+    let per_request = (after - before) as f64 / f64::from(n);
+    let stored: i64 = app.count(&format!(
+        "SELECT COALESCE(MAX(length(headers)), 0) FROM qiwi_http_log WHERE id > {rows_before}"
+    ));
+    let body_bytes = app.count("SELECT COALESCE(SUM(length(body)), 0) FROM qiwi_http_log");
+    println!(
+        "flood of {n} refused requests of ~88 KiB: {rows} rows stored, database grew {} bytes \
+         ({per_request:.0} bytes per refused request), largest stored header set {stored} bytes",
+        after - before
+    );
+    assert!(rows >= 1, "refused requests are still logged");
+    assert!(rows <= i64::from(REFUSED_ROWS_PER_ADDRESS), "{rows} rows");
+    assert!(stored <= REFUSED_HEADERS_CAP as i64, "{stored}");
+    assert_eq!(body_bytes, 0, "no refused body is stored");
+    assert!(
+        per_request <= 2048.0,
+        "{per_request} bytes per refused request"
+    );
+    let omitted = app.count(&format!(
+        "SELECT COUNT(*) FROM qiwi_http_log WHERE id > {rows_before} AND headers LIKE '%more headers%'"
+    ));
+    assert_eq!(omitted, rows, "every stored row says what it left out");
+}
+
+#[tokio::test]
+async fn an_address_outside_the_allow_list_is_refused_from_the_head() {
+    let app = spawn_app_with(|c| c.qiwi_allowed_ips = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let head = "POST /payment HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n";
+    let answer = send_head(app.addr, head).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let (status, body_len): (i64, i64) = app
+        .db()
+        .query_row(
+            "SELECT status, length(body) FROM qiwi_http_log ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((status, body_len), (403, 0));
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_cap_is_answered_413_at_once_and_logged() {
+    let app = spawn_app_with(|c| c.http_auth = auth()).await;
+    // Authenticated: base64("qiwi:s3cret-pass").
+    let head = "POST /payment HTTP/1.1\r\nHost: x\r\nAuthorization: Basic cWl3aTpzM2NyZXQtcGFzcw==\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 99999999999\r\n\r\n";
+    let answer = send_head(app.addr, head).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let (status, headers): (i64, String) = app
+        .db()
+        .query_row(
+            "SELECT status, headers FROM qiwi_http_log ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, 413);
+    assert!(headers.contains("Basic qiwi:***"), "{headers}");
+    // The admin UI's forms too: the login form is answered before it is read.
+    let head = "POST /admin/login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n";
+    let answer = send_head(app.addr, head).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+/// Drips `drip` one chunk at a time after `head` until the server closes the connection;
+/// returns what it answered. Panics if the connection is still open after [`PATIENCE`].
+async fn drip_until_closed(addr: std::net::SocketAddr, head: &str, drip: &[u8]) -> String {
+    let s = TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let _ = rd.read_to_end(&mut got).await;
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let dripping = async {
+        for b in drip.iter().cycle() {
+            // The attack: one byte every 200 ms.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if wr.write_all(&[*b]).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = dripping => {}
+        _ = tokio::time::sleep(PATIENCE) => panic!("a client dripping bytes was never cut"),
+        _ = async { while !reader.is_finished() { tokio::time::sleep(Duration::from_millis(50)).await } } => {}
+    }
+    tokio::time::timeout(PATIENCE, reader)
+        .await
+        .expect("the connection stayed open")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_slow_head_is_cut_at_the_header_timeout_and_idle_connections_close() {
+    let app = spawn_app_with(|c| c.http_header_timeout = Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    let answer = drip_until_closed(
+        app.addr,
+        "GET /payment?command=check HTTP/1.1\r\nHost: x\r\n",
+        b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+    )
+    .await;
+    println!(
+        "a head dripped at 5 bytes/s was cut after {} ms (header timeout 1 s)",
+        started.elapsed().as_millis()
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // A kept-alive connection that sends nothing more is closed too.
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(PATIENCE, s.read_to_end(&mut got))
+        .await
+        .expect("an idle kept-alive connection stayed open")
+        .unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+#[tokio::test]
+async fn a_body_still_dripping_at_the_request_deadline_is_answered_and_logged() {
+    let app = spawn_app_with(|c| c.http_request_timeout = Duration::from_secs(2)).await;
+    let answer = drip_until_closed(
+        app.addr,
+        "POST /payment HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 10000\r\nConnection: close\r\n\r\ncommand=check",
+        b"&a=bbbbbbbbbbbbbbbbbbbbbbb",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_http_log WHERE status = 400"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_wait_until_one_closes() {
+    let app = spawn_app_with(|c| c.http_max_connections = 2).await;
+    let held: Vec<TcpStream> = futures::future::join_all((0..2).map(|_| async {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        // A request answered proves the server took the connection (and its permit).
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        s
+    }))
+    .await;
+    // A third client is not served while both are held...
+    let third = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    assert!(third.is_err(), "served beyond the limit: {third:?}");
+    // ...and is once one of them closes.
+    drop(held);
+    let fourth = tokio::time::timeout(
+        PATIENCE,
+        app.client.get(format!("{}/healthz", app.base)).send(),
+    )
+    .await
+    .expect("a freed permit was not given to a waiting connection")
+    .unwrap();
+    assert_eq!(fourth.status(), 200);
+}
