@@ -271,3 +271,184 @@ async fn connections_over_the_limit_wait_until_one_closes() {
     .unwrap();
     assert_eq!(fourth.status(), 200);
 }
+
+/// Posts the login form (the double-submit token is any value equal in cookie and form).
+async fn post_login(client: &reqwest::Client, base: &str, password: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/admin/login"))
+        .header("cookie", "qg_login_csrf=t")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf=t&next=%2Fadmin&username=admin&password={password}"
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_end_when_the_configured_admin_password_changes() {
+    let app = spawn_app_with(|c| {
+        c.admin_password = Some(Secret("first-password-123".into()));
+    })
+    .await;
+    let resp = post_login(&app.client, &app.base, "first-password-123").await;
+    assert_eq!(resp.status(), 303);
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("qg_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let dashboard = |app: &TestApp| {
+        app.client
+            .get(format!("{}/admin", app.base))
+            .header("cookie", session.clone())
+            .send()
+    };
+    assert_eq!(dashboard(&app).await.unwrap().status(), 200);
+
+    // The same password after a restart: the session stays.
+    let restart = |app: TestApp, password: &'static str| async move {
+        let dir = app.stop().await;
+        let mut config = test_config(&dir);
+        config.admin_password = Some(Secret(password.into()));
+        start_in(dir, config).await
+    };
+    let app = restart(app, "first-password-123").await;
+    assert_eq!(dashboard(&app).await.unwrap().status(), 200);
+
+    // Another password: the old session ends; the new password logs in, the old one not.
+    let app = restart(app, "second-password-456").await;
+    let resp = dashboard(&app).await.unwrap();
+    assert_eq!(resp.status(), 303, "the old session survived the change");
+    assert_eq!(app.count("SELECT COUNT(*) FROM admin_session"), 0);
+    let resp = post_login(&app.client, &app.base, "first-password-123").await;
+    assert_eq!(resp.status(), 401);
+    let resp = post_login(&app.client, &app.base, "second-password-456").await;
+    assert_eq!(resp.status(), 303);
+}
+
+/// The real binary on 127.0.0.1:0; killed when dropped.
+struct Binary {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Binary {
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Binary {
+        use std::io::BufRead;
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_qiwi-gateway"));
+        c.env_clear()
+            .current_dir(dir)
+            .env("DATABASE_PATH", dir.join("qiwi.db"))
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(addr) = v["addr"].as_str()
+                {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(PATIENCE)
+            .expect("the gateway logs its address");
+        Binary {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// A line of /proc/<pid>/status, in kB.
+    fn status_kb(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// 300 concurrent logins with `client_for(i)`'s address; the statuses answered.
+async fn login_burst(
+    base: &str,
+    client_for: impl Fn(usize) -> reqwest::Client,
+) -> std::collections::BTreeMap<u16, usize> {
+    let sends = (0..300).map(|i| {
+        let client = client_for(i);
+        let base = base.to_owned();
+        async move {
+            post_login(&client, &base, &format!("wrong-guess-{i}"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let mut counts = std::collections::BTreeMap::new();
+    for s in futures::future::join_all(sends).await {
+        *counts.entry(s).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn concurrent_wrong_logins_get_at_most_the_limit_and_memory_stays_bounded() {
+    use qiwi_gateway::admin::auth::{GLOBAL_FAILURES, LIMIT_FAILURES};
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Binary::start(dir.path(), &[("ADMIN_PASSWORD", "the-right-password-1")]);
+    let rss_before = gw.status_kb("VmHWM:");
+
+    // One address.
+    let one = reqwest::Client::new();
+    let counts = login_burst(&gw.base, |_| one.clone()).await;
+    let failed_one = counts.get(&401).copied().unwrap_or(0);
+    println!("300 concurrent wrong logins from one address: {counts:?}");
+    assert!((1..=LIMIT_FAILURES).contains(&failed_one), "{counts:?}");
+    assert_eq!(failed_one + counts.get(&429).copied().unwrap_or(0), 300);
+
+    // 300 addresses (127.0.1.0 to 127.0.2.43): each has its own budget; the global one holds.
+    let counts = login_burst(&gw.base, |i| {
+        let ip = std::net::Ipv4Addr::new(127, 0, 1 + (i / 256) as u8, (i % 256) as u8);
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::V4(ip))
+            .build()
+            .unwrap()
+    })
+    .await;
+    let failed_many = counts.get(&401).copied().unwrap_or(0);
+    println!("300 concurrent wrong logins from 300 addresses: {counts:?}");
+    assert!(failed_one + failed_many <= GLOBAL_FAILURES, "{counts:?}");
+    assert_eq!(failed_many + counts.get(&429).copied().unwrap_or(0), 300);
+
+    let peak = gw.status_kb("VmHWM:");
+    println!(
+        "peak resident memory of the gateway: {} MiB before the bursts, {} MiB after",
+        rss_before / 1024,
+        peak / 1024
+    );
+    // Two argon2 checks per core at most (19 MiB each) on top of the idle process.
+    assert!(peak < 256 * 1024, "VmHWM {peak} kB");
+}
