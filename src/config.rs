@@ -88,7 +88,11 @@ impl Default for RawConfig {
             check_timeout_secs: 10,
             account_pattern: DEFAULT_ACCOUNT_PATTERN.into(),
             min_sum: "0.01".into(),
-            max_sum: None,
+            // 15,000 RUB: above it a payment agent must identify the payer (Federal Law
+            // 115-FZ, art. 7), which a terminal does not, so no ordinary terminal pay is
+            // larger; it also keeps sums of pays far from i64 overflow. An empty value
+            // removes the limit.
+            max_sum: Some("15000.00".into()),
             payments_enabled: true,
             qiwi_webhook_url: None,
             webhook_secret: None,
@@ -697,6 +701,7 @@ mod tests {
             assert_eq!(c.database_path, PathBuf::from("data/qiwi.db"));
             assert!(c.http_auth.is_none());
             assert_eq!(c.min_sum, Amount::from_minor(1));
+            assert_eq!(c.max_sum, Some(Amount::from_minor(1_500_000)));
             assert_eq!(c.check_timeout, Duration::from_secs(10));
             Ok(())
         });

@@ -452,3 +452,81 @@ async fn concurrent_wrong_logins_get_at_most_the_limit_and_memory_stays_bounded(
     // Two argon2 checks per core at most (19 MiB each) on top of the idle process.
     assert!(peak < 256 * 1024, "VmHWM {peak} kB");
 }
+
+#[tokio::test]
+async fn readyz_fails_when_the_database_is_full_and_recovers() {
+    let app = spawn_app().await;
+    let readyz = || async {
+        app.client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(readyz().await, 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM readiness_heartbeat"), 1);
+    // Cap the file at its current size on the writer's connection (as a full disk would).
+    let set_cap = |cap: Option<i64>| {
+        app.state.db.writer().write(move |c| {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            c.pragma_update(None, "max_page_count", cap.unwrap_or(pages))?;
+            Ok(())
+        })
+    };
+    set_cap(None).await.unwrap();
+    // Pay until pays are refused: then readiness must fail too.
+    let mut refused = false;
+    for i in 0..2000 {
+        if app
+            .pay(&format!("{}", 1000 + i), &"x".repeat(150), "1")
+            .await
+            .result()
+            == 1
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the capped database never filled");
+    assert_eq!(readyz().await, 503, "ready while pays are answered 1");
+    set_cap(Some(1 << 30)).await.unwrap();
+    assert_eq!(readyz().await, 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM readiness_heartbeat"), 1);
+}
+
+#[tokio::test]
+async fn malformed_authorization_headers_are_stored_as_stars_only() {
+    let app = spawn_app().await;
+    for value in [
+        "qiwi:s3cret-pass",
+        "Basic\tcWl3aTpzM2NyZXQtcGFzcw==",
+        "Basic,cWl3aTpzM2NyZXQtcGFzcw==",
+        "s3cret-pass trailing",
+    ] {
+        let resp = app
+            .client
+            .get(format!(
+                "{}/payment?command=check&txn_id=1&account=a&sum=1",
+                app.base
+            ))
+            .header("authorization", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let headers: String = app
+            .db()
+            .query_row(
+                "SELECT headers FROM qiwi_http_log ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&headers).unwrap();
+        assert_eq!(json["authorization"], "***", "{value}: {headers}");
+        assert!(!headers.contains("s3cret"), "{headers}");
+        assert!(!headers.contains("cWl3aT"), "{headers}");
+    }
+}
