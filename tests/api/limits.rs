@@ -530,3 +530,61 @@ async fn malformed_authorization_headers_are_stored_as_stars_only() {
         assert!(!headers.contains("cWl3aT"), "{headers}");
     }
 }
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_when_the_gateway_serves_tls() {
+    let login_cookie = |resp: &reqwest::Response| {
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("qg_login_csrf="))
+            .unwrap()
+            .to_owned()
+    };
+    let plain = spawn_app().await;
+    let resp = plain
+        .client
+        .get(format!("{}/admin/login", plain.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(!login_cookie(&resp).contains("Secure"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let app = spawn_app_with(|c| {
+        c.tls = Some(qiwi_gateway::config::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+        c.admin_password = Some(Secret("tls-password-123".into()));
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", app.addr.port());
+    let resp = client
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    assert!(login_cookie(&resp).contains("; Secure"));
+    let resp = post_login(&client, &base, "tls-password-123").await;
+    assert_eq!(resp.status(), 303);
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("qg_session="))
+        .unwrap()
+        .to_owned();
+    assert!(session.contains("; Secure"), "{session}");
+}
