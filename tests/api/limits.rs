@@ -588,3 +588,17 @@ async fn the_session_cookie_is_secure_when_the_gateway_serves_tls() {
         .to_owned();
     assert!(session.contains("; Secure"), "{session}");
 }
+
+#[tokio::test]
+async fn a_head_over_32_kib_is_answered_431_and_stores_nothing() {
+    let app = spawn_app_with(|c| c.http_auth = auth()).await;
+    // The flood: 75 headers of 4,000 bytes.
+    let mut head = String::from("POST /payment HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n");
+    for i in 0..75 {
+        head.push_str(&format!("X-Flood-{i}: {}\r\n", "v".repeat(4000)));
+    }
+    head.push_str("\r\n");
+    let answer = send_head(app.addr, &head).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 0);
+}
