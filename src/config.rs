@@ -80,6 +80,9 @@ pub struct RawConfig {
     shutdown_timeout_secs: u64,
     tls_cert_file: Option<Text>,
     tls_key_file: Option<Text>,
+    http_header_timeout_secs: u64,
+    http_request_timeout_secs: u64,
+    http_max_connections: usize,
 }
 
 impl Default for RawConfig {
@@ -93,7 +96,11 @@ impl Default for RawConfig {
             check_timeout_secs: 10,
             account_pattern: DEFAULT_ACCOUNT_PATTERN.into(),
             min_sum: "0.01".into(),
-            max_sum: None,
+            // 15,000 RUB: above it a payment agent must identify the payer (Federal Law
+            // 115-FZ, art. 7), which a terminal does not, so no ordinary terminal pay is
+            // larger; it also keeps sums of pays far from i64 overflow. An empty value
+            // removes the limit.
+            max_sum: Some("15000.00".into()),
             payments_enabled: true,
             qiwi_webhook_url: None,
             webhook_secret: None,
@@ -115,6 +122,9 @@ impl Default for RawConfig {
             shutdown_timeout_secs: 8,
             tls_cert_file: None,
             tls_key_file: None,
+            http_header_timeout_secs: 10,
+            http_request_timeout_secs: 30,
+            http_max_connections: 1024,
         }
     }
 }
@@ -151,6 +161,9 @@ pub const KEYS: &[&str] = &[
     "shutdown_timeout_secs",
     "tls_cert_file",
     "tls_key_file",
+    "http_header_timeout_secs",
+    "http_request_timeout_secs",
+    "http_max_connections",
 ];
 
 /// The keys whose values are secrets: masked wherever the configuration is printed.
@@ -241,6 +254,14 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Intervals of background work (not configuration keys: tests shorten them).
     pub timings: Timings,
+    /// A request head (and, on a kept-alive connection, the wait for the next one) must
+    /// arrive within this, else the connection is closed.
+    pub http_header_timeout: Duration,
+    /// A request's body must arrive within this from its head; it is answered 408 at the
+    /// latest 5 s later. Kept well inside QIWI's 60 s.
+    pub http_request_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's listen queue.
+    pub http_max_connections: usize,
 }
 
 impl fmt::Debug for Config {
@@ -584,6 +605,15 @@ impl RawConfig {
         {
             return Err(invalid("max_sum", "is below min_sum".into()));
         }
+        if self.http_max_connections == 0 {
+            return Err(invalid("http_max_connections", "must be at least 1".into()));
+        }
+        if !(1..=50).contains(&self.http_request_timeout_secs) {
+            return Err(invalid(
+                "http_request_timeout_secs",
+                "must be 1 to 50 (QIWI gives up after 60 s)".into(),
+            ));
+        }
         if self.webhook_concurrency == 0 {
             return Err(invalid("webhook_concurrency", "must be at least 1".into()));
         }
@@ -705,6 +735,12 @@ impl RawConfig {
             admin_username: self.admin_username.0,
             admin_password,
             admin_cookie_secure: self.admin_cookie_secure,
+            http_header_timeout: secs("http_header_timeout_secs", self.http_header_timeout_secs)?,
+            http_request_timeout: secs(
+                "http_request_timeout_secs",
+                self.http_request_timeout_secs,
+            )?,
+            http_max_connections: self.http_max_connections,
         })
     }
 }
@@ -866,6 +902,7 @@ mod tests {
             assert_eq!(c.database_path, PathBuf::from("data/qiwi.db"));
             assert!(c.http_auth.is_none());
             assert_eq!(c.min_sum, Amount::from_minor(1));
+            assert_eq!(c.max_sum, Some(Amount::from_minor(1_500_000)));
             assert_eq!(c.check_timeout, Duration::from_secs(10));
             Ok(())
         });

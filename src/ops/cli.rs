@@ -325,7 +325,8 @@ mod tests {
             );
             assert_eq!(get("log_retention_days").origin, Origin::Default);
             assert_eq!(get("log_retention_days").value.as_deref(), Some("90"));
-            assert_eq!(get("max_sum").value, None);
+            assert_eq!(get("max_sum").value.as_deref(), Some("\"15000.00\""));
+            assert_eq!(get("webhook_max_attempts").value, None);
             assert_eq!(get("http_auth_password").value.as_deref(), Some("\"***\""));
             assert_eq!(get("metrics_token").value.as_deref(), Some("\"***\""));
             assert_eq!(

@@ -8,6 +8,7 @@ mod display;
 mod faults;
 mod helpers;
 mod hostile;
+mod limits;
 mod log;
 mod ops;
 mod payment;
