@@ -40,12 +40,13 @@ pub enum LockError {
     },
     /// The lock file could not be created or locked (the folder is missing or read-only...).
     // The cause is part of the message and deliberately not a `#[source]`: said once.
-    #[error("cannot lock {}: {reason}", .lock.display())]
+    #[error("cannot lock {}: {problem}", .lock.display())]
     Io {
         /// The lock file.
         lock: PathBuf,
-        /// The operating system's reason.
-        reason: std::io::Error,
+        /// The operating system's reason with its fix, as [`crate::ops::startup::write_problem`]
+        /// words it for the lock file's folder (the uid and `chown` on permission denied).
+        problem: String,
     },
 }
 
@@ -62,9 +63,14 @@ pub fn lock_path(database: &Path) -> PathBuf {
 /// [`LockError::Io`] when the file cannot be created. Uses `flock(2)` via `File::try_lock`.
 pub fn lock_database(database: &Path) -> Result<DatabaseLock, LockError> {
     let lock = lock_path(database);
-    let io = |reason| LockError::Io {
+    let folder = lock
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let io = |reason: std::io::Error| LockError::Io {
         lock: lock.clone(),
-        reason,
+        problem: crate::ops::startup::write_problem(&folder, &reason),
     };
     if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
