@@ -441,6 +441,93 @@ impl State {
     }
 }
 
+/// What went wrong in [`run`].
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The file is not a registry: no report is stored.
+    #[error("not a registry: {0}")]
+    NotARegistry(#[from] NotARegistry),
+    /// The file could not be opened or read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Reading payments or storing the report failed.
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
+}
+
+/// Where the registry comes from.
+pub enum Source {
+    /// A file on disk, streamed.
+    File(std::path::PathBuf),
+    /// An upload, already in memory (bounded by the upload limit).
+    Bytes(Vec<u8>),
+}
+
+/// Reconciles a registry against the database on its read pool (a blocking thread; pays are
+/// not held up), then stores the report: its row in one writer job, its lines in jobs of
+/// [`crate::db::reconcile::WRITE_CHUNK`]. Returns the stored report's id, the file's hex
+/// SHA-256 and the report.
+pub async fn run(
+    db: &crate::db::Db,
+    source: Source,
+    file_name: String,
+    columns: Option<ColumnMap>,
+) -> Result<(i64, String, Report), RunError> {
+    let (sha256, report) = db
+        .read(move |conn| {
+            let mut stored = crate::db::reconcile::Stored(conn);
+            let result = match &source {
+                Source::File(path) => std::fs::File::open(path)
+                    .and_then(|f| sha256(std::io::BufReader::new(f)))
+                    .map_err(RunError::Io)
+                    .and_then(|sha| {
+                        let f = std::fs::File::open(path)?;
+                        Ok((sha, reconcile(f, columns.as_ref(), &mut stored)))
+                    }),
+                Source::Bytes(b) => sha256(&b[..])
+                    .map_err(RunError::Io)
+                    .map(|sha| (sha, reconcile(&b[..], columns.as_ref(), &mut stored))),
+            };
+            Ok(result.and_then(|(sha, r)| match r {
+                Ok(r) => Ok((sha, r)),
+                Err(ReconcileError::NotARegistry(e)) => Err(RunError::NotARegistry(e)),
+                Err(ReconcileError::Payments(e)) => Err(RunError::Db(e)),
+            }))
+        })
+        .await??;
+    let summary = report.summary.clone();
+    let sha = sha256.clone();
+    let id = db
+        .writer()
+        .write(move |c| crate::db::reconcile::insert(c, &file_name, &sha, &summary))
+        .await?;
+    for chunk in report.differences.chunks(crate::db::reconcile::WRITE_CHUNK) {
+        let chunk = chunk.to_vec();
+        db.writer()
+            .write(move |c| crate::db::reconcile::insert_lines(c, id, &chunk))
+            .await?;
+    }
+    Ok((id, sha256, report))
+}
+
+/// Hex SHA-256 of everything `r` yields.
+fn sha256(mut r: impl Read) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match r.read(&mut buf)? {
+            0 => break,
+            n => hasher.update(&buf[..n]),
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 fn utc_text(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
@@ -510,7 +597,8 @@ mod tests {
         let s = &report.summary;
         assert_eq!((s.matched_count, s.matched_minor), (1, 10_000));
         assert_eq!(s.verdict(), "8 differences");
-        let got: Vec<(Kind, Option<u64>, Option<&str>, Option<i64>, &str)> = report
+        type Row<'a> = (Kind, Option<u64>, Option<&'a str>, Option<i64>, &'a str);
+        let got: Vec<Row<'_>> = report
             .differences
             .iter()
             .map(|d| {

@@ -355,7 +355,7 @@ impl<R: Read> Registry<R> {
         let mut seen = self.newlines.borrow_mut();
         let mut pos = offset;
         while let Some(&(n, crlf)) = seen.front() {
-            if n < pos || n == pos || (crlf && n == pos + 1) {
+            if n <= pos || (crlf && n == pos + 1) {
                 pos = pos.max(n + 1);
                 seen.pop_front();
                 self.lines_before += 1;

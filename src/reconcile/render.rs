@@ -191,7 +191,7 @@ pub fn csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
 
 fn defuse(cell: &str) -> String {
     // A negative sum is a number, not a formula.
-    let number = cell.strip_prefix('-').is_some_and(|r| money_like(r));
+    let number = cell.strip_prefix('-').is_some_and(money_like);
     if !number && cell.starts_with(['=', '+', '-', '@']) {
         format!("'{cell}")
     } else {

@@ -10,5 +10,6 @@ mod hostile;
 mod log;
 mod ops;
 mod payment;
+mod reconcile;
 mod routes;
 mod webhook;
