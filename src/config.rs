@@ -83,6 +83,8 @@ pub struct RawConfig {
     http_header_timeout_secs: u64,
     http_request_timeout_secs: u64,
     http_max_connections: usize,
+    reconcile_columns: Option<Text>,
+    reconcile_max_upload_mib: u64,
 }
 
 impl Default for RawConfig {
@@ -125,6 +127,8 @@ impl Default for RawConfig {
             http_header_timeout_secs: 10,
             http_request_timeout_secs: 30,
             http_max_connections: 1024,
+            reconcile_columns: None,
+            reconcile_max_upload_mib: 20,
         }
     }
 }
@@ -164,6 +168,8 @@ pub const KEYS: &[&str] = &[
     "http_header_timeout_secs",
     "http_request_timeout_secs",
     "http_max_connections",
+    "reconcile_columns",
+    "reconcile_max_upload_mib",
 ];
 
 /// The keys whose values are secrets: masked wherever the configuration is printed.
@@ -252,6 +258,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Built-in HTTPS, when a certificate and key are configured.
     pub tls: Option<TlsFiles>,
+    /// Which registry columns hold txn_id, date, account and sum; `None`: by header name.
+    pub reconcile_columns: Option<crate::reconcile::ColumnMap>,
+    /// Largest registry the admin page accepts, in bytes.
+    pub reconcile_max_upload: usize,
     /// Intervals of background work (not configuration keys: tests shorten them).
     pub timings: Timings,
     /// A request head (and, on a kept-alive connection, the wait for the next one) must
@@ -696,7 +706,25 @@ impl RawConfig {
             .then(|| days.checked_mul(86_400).map(Duration::from_secs))
             .map(|d| d.ok_or_else(|| invalid("log_retention_days", "is too large".into())))
             .transpose()?;
+        let reconcile_columns = nonempty(self.reconcile_columns)
+            .map(|c| {
+                crate::reconcile::ColumnMap::parse(&c).map_err(|e| invalid("reconcile_columns", e))
+            })
+            .transpose()?;
+        let reconcile_max_upload = self
+            .reconcile_max_upload_mib
+            .checked_mul(1024 * 1024)
+            .and_then(|b| usize::try_from(b).ok())
+            .filter(|&b| b > 0)
+            .ok_or_else(|| {
+                invalid(
+                    "reconcile_max_upload_mib",
+                    "must be between 1 and 4096".into(),
+                )
+            })?;
         Ok(Config {
+            reconcile_columns,
+            reconcile_max_upload,
             qiwi_allowed_ips: self
                 .qiwi_allowed_ips
                 .parse()

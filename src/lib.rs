@@ -8,6 +8,7 @@ pub mod db;
 pub mod http;
 pub mod ops;
 pub mod qiwi;
+pub mod reconcile;
 pub mod webhook;
 
 /// The `User-Agent` of every outbound call.

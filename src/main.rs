@@ -39,6 +39,12 @@ enum Cmd {
     /// Admin UI account commands.
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Reconcile QIWI's payment registry FILE against the stored payments: print the report
+    /// and store it (listed on the admin page). Exit 0 when they agree, 2 when they differ.
+    Reconcile {
+        /// The registry file (`;`, `,` or tab separated; UTF-8 or windows-1251).
+        file: PathBuf,
+    },
     /// Exit 0 when the gateway answers /healthz on its listen address, else 1.
     Healthcheck {
         /// How long to wait for the answer, in seconds.
@@ -183,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Resend(args) => resend(&cfg, args.id),
         Cmd::Admin(AdminCmd::SetPassword) => set_password(&cfg),
+        Cmd::Reconcile { file } => reconcile(&cfg, file),
         Cmd::CheckConfig | Cmd::Healthcheck { .. } => unreachable!("handled above"),
     }
 }
@@ -207,6 +214,39 @@ fn set_password(cfg: &Config) -> anyhow::Result<()> {
     let db = Db::open(&cfg.database_path)?;
     block_on(qiwi_gateway::admin::auth::set_password(&db, password))?;
     println!("admin password changed; every session was ended");
+    Ok(())
+}
+
+/// `reconcile FILE`: the same report as the admin page, printed, stored, and said by the exit
+/// status (2 when the registry and the payments differ).
+fn reconcile(cfg: &Config, file: PathBuf) -> anyhow::Result<()> {
+    use qiwi_gateway::reconcile;
+    if !cfg.database_path.is_file() {
+        anyhow::bail!("no database at {}", cfg.database_path.display());
+    }
+    let db = Db::open(&cfg.database_path)?;
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let columns = cfg.reconcile_columns.clone();
+    let (id, sha256, report) = block_on(reconcile::run(
+        &db,
+        reconcile::Source::File(file.clone()),
+        name,
+        columns,
+    ))
+    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    print!(
+        "{}",
+        reconcile::render::text(&report, &file.display().to_string(), &sha256)
+    );
+    println!("stored as reconciliation {id}: /admin/reconcile/{id}");
+    if report.summary.difference_count() > 0 {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        std::process::exit(2);
+    }
     Ok(())
 }
 

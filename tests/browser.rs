@@ -545,3 +545,139 @@ async fn spoofing_characters_in_an_account_are_shown_as_text_in_the_browser() {
     shot(&c, "transactions-invisible").await;
     c.close().await.unwrap();
 }
+
+/// Reconciliation in the browser: the operator uploads QIWI's registry (windows-1251, `;`),
+/// sees the report with the payment missing here first, and downloads it as CSV.
+#[tokio::test]
+async fn operator_uploads_a_registry_sees_the_report_and_downloads_it() {
+    let Some(driver) = start_driver().await else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("chromedriver is missing: install chromium and chromium-driver");
+        }
+        println!("skip: chromedriver not found (install chromium and chromium-driver)");
+        return;
+    };
+    let app = spawn_app_with(|c| c.admin_password = Some(Secret(PASSWORD.into()))).await;
+    for (txn, account, sum, date) in [
+        ("9001", "79000000001", "100.00", "20240301100000"),
+        ("9002", "79000000002", "1500.50", "20240301110000"),
+        ("9003", "79000000003", "200.00", "20240301120000"),
+        ("9004", "79000000004", "300.00", "20240302090000"),
+        ("9005", "79000000005", "50.00", "20240302100000"),
+    ] {
+        let q = format!("command=pay&txn_id={txn}&account={account}&sum={sum}&txn_date={date}");
+        assert_eq!(app.query(&q).await.result(), 0, "{q}");
+    }
+    let registry = "Номер;txn_id;txn_date;account;sum\r\n\
+                    1;0009001;01.03.2024 10:00:00;79000000001;100,00\r\n\
+                    2;9002;01.03.2024 11:00:00;79000000002;1 500,50\r\n\
+                    3;9003;01.03.2024 12:00:00;79000000003;250,00\r\n\
+                    4;9004;02.03.2024 09:00:00;79000000099;300,00\r\n\
+                    5;9100;02.03.2024 15:30:00;Иванов И. И.;999,99\r\n\
+                    6;9101;02.03.2024 16:00:00;79000000007;сто\r\n\
+                    Итого;;;;3150,49\r\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qiwi-registry-2024-03-01.csv");
+    std::fs::write(&file, encoding_rs::WINDOWS_1251.encode(registry).0).unwrap();
+
+    let c = browser(&driver).await;
+    let base = &app.base;
+    c.goto(&format!("{base}/admin/reconcile")).await.unwrap();
+    let form = c.form(Locator::Css("form.stack")).await.unwrap();
+    form.set_by_name("username", "admin").await.unwrap();
+    form.set_by_name("password", PASSWORD).await.unwrap();
+    form.submit().await.unwrap();
+    wait_url(&c, "login", |u| u.path() == "/admin/reconcile").await;
+    assert_eq!(text_of(&c, "h1").await, "Reconciliation");
+
+    c.find(Locator::Css("input[name=registry]"))
+        .await
+        .unwrap()
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&c, "report", |u| u.path() == "/admin/reconcile/1").await;
+    let h1 = text_of(&c, "h1").await;
+    assert!(
+        h1.contains("qiwi-registry-2024-03-01.csv") && h1.contains("5 differences"),
+        "{h1}"
+    );
+    // Missing here first, in its red panel, linking to the request log.
+    let first = text_of(&c, "section.panel").await;
+    assert!(
+        first.starts_with("In QIWI's registry, missing here (1)"),
+        "{first}"
+    );
+    assert!(
+        first.contains("Иванов И. И.") && first.contains("999.99"),
+        "{first}"
+    );
+    let link = c
+        .find(Locator::Css("section.panel-bad a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(link.as_deref(), Some("/admin/log?txn=9100"));
+    let main = text_of(&c, "main").await;
+    for want in [
+        "Here, missing from QIWI's registry (1)",
+        "Different (same txn_id, other sum or account) (2)",
+        "sum 250.00 in the registry, 200.00 here",
+        "Malformed lines (1)",
+        "Matched\n2 payments, 1600.50",
+    ] {
+        assert!(main.contains(want), "{want:?} in {main}");
+    }
+    shot(&c, "reconcile").await;
+
+    // Download: the link, fetched with the browser's session.
+    let href = c
+        .find(Locator::LinkText("Download CSV"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(href, "/admin/reconcile/1/csv");
+    let session = c.get_named_cookie("qg_session").await.unwrap();
+    let csv = app
+        .client
+        .get(format!("{base}{href}"))
+        .header("cookie", format!("qg_session={}", session.value()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[1],
+        "missing_here,6,9100,,2024-03-02 12:30:00,Иванов И. И.,999.99,,,,the gateway has no payment with this txn_id"
+    );
+    assert_eq!(lines.len(), 1 + 5 + 1 + 3, "{csv}");
+
+    // The list shows it with its verdict.
+    c.find(Locator::LinkText("Reconciliation"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&c, "list", |u| u.path() == "/admin/reconcile").await;
+    let row = text_of(&c, "table.list tbody tr").await;
+    assert!(
+        row.contains("qiwi-registry-2024-03-01.csv") && row.contains("5 differences"),
+        "{row}"
+    );
+    c.close().await.unwrap();
+}

@@ -452,6 +452,23 @@ pub async fn require_session(State(state): State<AppState>, req: Request, next: 
 /// Reads the form body, checks its `csrf` field against `expected`, and hands the request on
 /// with its body restored.
 async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
+    // A file upload (multipart; the reconciliation page) carries the token in its action URL:
+    // its body is the handler's to stream and limit.
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"multipart/form-data"));
+    if multipart {
+        let given = req
+            .uri()
+            .query()
+            .and_then(|q| form_field(q.as_bytes(), "csrf"));
+        if !given.as_deref().is_some_and(|g| ct_eq(g, expected)) {
+            tracing::warn!(path = %req.uri().path(), "admin upload refused: CSRF token missing or wrong");
+            return Err(AdminError::Csrf.into_response());
+        }
+        return Ok(req);
+    }
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_FORM)
         .await

@@ -9,6 +9,7 @@
 pub mod auth;
 mod dashboard;
 mod log;
+mod reconcile;
 mod transactions;
 mod view;
 pub mod visible;
@@ -57,6 +58,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/transactions/{id}/resend", post(transactions::resend))
         .route("/log", get(log::list))
         .route("/log/{id}", get(log::get))
+        .route(
+            "/reconcile",
+            get(reconcile::list).post(reconcile::upload).layer(
+                // The handler refuses a file over the limit with a message; this stops the rest.
+                axum::extract::DefaultBodyLimit::max(state.config.reconcile_max_upload + 64 * 1024),
+            ),
+        )
+        .route("/reconcile/{id}", get(reconcile::get))
+        .route("/reconcile/{id}/csv", get(reconcile::csv))
         .route("/logout", post(auth::logout))
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), auth::require_session));

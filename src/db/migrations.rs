@@ -8,6 +8,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_admin.sql"),
     include_str!("../../migrations/0003_heartbeat.sql"),
+    include_str!("../../migrations/0005_reconcile.sql"),
 ];
 
 /// Applies the migrations the database does not have yet.

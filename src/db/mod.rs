@@ -9,6 +9,7 @@ pub mod http_log;
 pub mod maintenance;
 mod migrations;
 pub mod outbox;
+pub mod reconcile;
 pub mod transactions;
 mod writer;
 

@@ -12,5 +12,6 @@ mod limits;
 mod log;
 mod ops;
 mod payment;
+mod reconcile;
 mod routes;
 mod webhook;
