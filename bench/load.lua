@@ -4,13 +4,17 @@
 --   repeat - command=pay, the same txn_id every time
 --   mixed  - check and pay in turn, unique txn_ids
 --   plain  - whatever path wrk was given (the ceiling)
--- Counts answers with <result>0</result> and prints one JSON line at the end.
+-- Counts answers with <result>0</result> and prints one JSON line at the end. With PAID_FILE
+-- set, also writes there the txn_id (the answer's osmp_txn_id) of every pay answered 0, one a
+-- line, so a caller can compare them with the database by id.
 local mode = os.getenv("MODE") or "plain"
+local paid_file = os.getenv("PAID_FILE")
 local threads = {}
 local counter = 0
 ok = 0
 bad = 0
 payok = 0
+paid = {}
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -44,6 +48,9 @@ function response(status, headers, body)
     ok = ok + 1
     if string.find(body, "<prv_txn>", 1, true) then
       payok = payok + 1
+      if paid_file then
+        paid[#paid + 1] = string.match(body, "<osmp_txn_id>([^<]*)</osmp_txn_id>") or "?"
+      end
     end
   else
     bad = bad + 1
@@ -52,10 +59,19 @@ end
 
 function done(summary, latency, requests)
   local oks, bads, payoks = 0, 0, 0
+  local out = paid_file and assert(io.open(paid_file, "w"))
   for _, t in ipairs(threads) do
     oks = oks + t:get("ok")
     bads = bads + t:get("bad")
     payoks = payoks + t:get("payok")
+    if out then
+      for _, txn in ipairs(t:get("paid")) do
+        out:write(txn, "\n")
+      end
+    end
+  end
+  if out then
+    out:close()
   end
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout

@@ -348,6 +348,9 @@ pub struct Timings {
     pub tls_watch: Duration,
     /// How long `/readyz` waits for the database to answer a write.
     pub readiness_deadline: Duration,
+    /// Longest sleep of the webhook worker between two looks at the outbox when nothing wakes
+    /// it (tests lengthen it to show that a new payment's notification is what wakes it).
+    pub webhook_idle_rescan: Duration,
 }
 
 impl Default for Timings {
@@ -356,6 +359,7 @@ impl Default for Timings {
             housekeeping: Duration::from_secs(600),
             tls_watch: Duration::from_secs(10),
             readiness_deadline: Duration::from_secs(2),
+            webhook_idle_rescan: Duration::from_secs(10),
         }
     }
 }

@@ -34,8 +34,7 @@ pub fn start(
     enabled: Weak<AtomicBool>,
     restart: Arc<AtomicBool>,
 ) -> rusqlite::Result<()> {
-    let conn = Connection::open(path)?;
-    super::configure(&conn)?;
+    let conn = open(path)?;
     std::thread::Builder::new()
         .name("db-checkpoint".into())
         .spawn(move || {
@@ -60,6 +59,13 @@ pub fn start(
             )
         })?;
     Ok(())
+}
+
+/// The checkpointer's read-write connection to `path`, with every connection's pragmas.
+pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    super::configure(&conn)?;
+    Ok(conn)
 }
 
 /// A PASSIVE checkpoint; returns how many frames the WAL holds.

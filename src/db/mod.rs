@@ -319,6 +319,38 @@ mod tests {
         assert_eq!(db.make_due(Some(999_999)).await.unwrap(), 0);
     }
 
+    /// Power-loss safety rests on every read-write connection committing with
+    /// `synchronous=FULL` (2): the writer (every payment), the checkpointer, and the one that
+    /// checkpoints at shutdown. `scripts/durability-test` shows the resulting fsyncs.
+    #[tokio::test]
+    async fn every_read_write_connection_syncs_fully() {
+        const FULL: i64 = 2;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let db = super::Db::open(&path).unwrap();
+        let synchronous = |c: &rusqlite::Connection| -> i64 {
+            c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        };
+        let writer = db
+            .writer()
+            .write(move |c| Ok(synchronous(c)))
+            .await
+            .unwrap();
+        assert_eq!(writer, FULL, "the writer's connection");
+        let checkpointer = super::checkpointer::open(&path).unwrap();
+        assert_eq!(
+            synchronous(&checkpointer),
+            FULL,
+            "the checkpointer's connection"
+        );
+        let shutdown = super::maintenance::open_for_checkpoints(&path).unwrap();
+        assert_eq!(
+            synchronous(&shutdown),
+            FULL,
+            "the shutdown checkpoint's connection"
+        );
+    }
+
     #[test]
     fn times_are_stored_as_utc_text() {
         let t = chrono::DateTime::parse_from_rfc3339("2024-02-29T23:05:09.999+03:00").unwrap();

@@ -33,6 +33,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         if report.pruned > 0 {
             tracing::info!(pruned = report.pruned, "pruned old request log rows");
         }
+        tracing::debug!(pruned = report.pruned, "housekeeping round finished");
     }
 }
 

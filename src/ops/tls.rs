@@ -43,8 +43,9 @@ fn stamp(path: &Path) -> Stamp {
 /// every `every`, until `stop`. A pair that does not load (a key written before its
 /// certificate, say) is logged and the previous certificate kept; the next change retries.
 ///
-/// The SIGHUP handler is installed before this returns (so a SIGHUP right after start-up
-/// cannot hit the default action, which ends the process); must be called on the runtime.
+/// The SIGHUP handler is installed, and the files' current state noted, before this returns
+/// (so a SIGHUP right after start-up cannot hit the default action, which ends the process,
+/// and a file changed right after start-up is not missed); must be called on the runtime.
 pub fn watch(
     config: RustlsConfig,
     files: TlsFiles,
@@ -57,8 +58,10 @@ pub fn watch(
             tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate files are still watched");
         })
         .ok();
+    // Stamped now, not at the future's first poll: a file replaced between this call and that
+    // poll (the runtime may be busy) would otherwise become the baseline and never be loaded.
+    let mut last = (stamp(&files.cert), stamp(&files.key));
     async move {
-        let mut last = (stamp(&files.cert), stamp(&files.key));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -24,10 +24,6 @@ use crate::ops::Metrics;
 
 /// Due rows read per query.
 const PAGE: usize = 256;
-/// Longest sleep between two looks at the outbox when nothing wakes the worker earlier. It
-/// picks up what no notification announces: a resend made by another process (the CLI), rows
-/// skipped while the clock jumped back.
-const IDLE_RESCAN: Duration = Duration::from_secs(10);
 /// Pause after the database could not be read.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Shutdown waits this much longer than one attempt's timeout for the attempts in flight.
@@ -51,6 +47,10 @@ pub struct Settings {
     pub max_attempts: Option<u32>,
     /// Attempts in flight at once.
     pub concurrency: usize,
+    /// Longest sleep between two looks at the outbox when nothing wakes the worker earlier
+    /// (`timings.webhook_idle_rescan`, 10 s). It picks up what no notification announces: a
+    /// resend made by another process (the CLI), rows skipped while the clock jumped back.
+    pub idle_rescan: Duration,
 }
 
 impl Settings {
@@ -66,6 +66,7 @@ impl Settings {
             },
             max_attempts: config.webhook_max_attempts,
             concurrency: config.webhook_concurrency.max(1),
+            idle_rescan: config.timings.webhook_idle_rescan,
         })
     }
 }
@@ -154,6 +155,7 @@ struct Inner {
     deliverer: Deliverer,
     policy: Policy,
     drain_timeout: Duration,
+    idle_rescan: Duration,
     slots: Arc<Semaphore>,
     clock: Arc<dyn Clock>,
     jitter: Jitter,
@@ -192,6 +194,7 @@ impl Worker {
                     max_attempts: settings.max_attempts,
                 },
                 drain_timeout: settings.timeout + DRAIN_MARGIN,
+                idle_rescan: settings.idle_rescan,
                 slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
                 clock,
                 jitter,
@@ -250,10 +253,9 @@ impl Worker {
             }
             let now = inner.clock.now().timestamp_millis();
             let wait = match inner.db.read(move |c| outbox::next_due_after(c, now)).await {
-                Ok(Some(at)) => {
-                    Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(IDLE_RESCAN)
-                }
-                Ok(None) => IDLE_RESCAN,
+                Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
+                    .min(inner.idle_rescan),
+                Ok(None) => inner.idle_rescan,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the webhook outbox");
                     ERROR_PAUSE

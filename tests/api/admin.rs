@@ -219,8 +219,13 @@ async fn admin_pages_without_a_session_redirect_to_the_login_page() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     // Nor do state-changing routes do anything without one.
-    app.pay("1", "acc", "1").await;
+    assert_eq!(app.pay("1", "acc", "1").await.result(), 0);
     sql(&app, "UPDATE qiwi_transaction SET delivery_due_ms = NULL").await;
+    // The payment the resend below would act on is stored, with nothing due.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE id = 1 AND delivery_due_ms IS NULL"),
+        1
+    );
     let resp = app
         .client
         .post(format!("{}/admin/transactions/1/resend", app.base))
@@ -276,6 +281,13 @@ async fn login_opens_a_session_in_a_strict_cookie_and_logout_ends_it() {
         .query_row("SELECT token_hash FROM admin_session", [], |r| r.get(0))
         .unwrap();
     assert_ne!(stored, token);
+    // ...and it is exactly the token's SHA-256, in lower-case hex, computed here on its own.
+    use sha2::Digest as _;
+    let expected: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(stored, expected);
 
     let admin = login(&app).await;
     let resp = admin.get_raw(&app, "/admin").await;
@@ -917,10 +929,22 @@ async fn the_csv_export_streams_every_filtered_row() {
         lines[1]
     );
 
-    let (status, _) = admin
+    let (status, csv) = admin
         .get(&app, "/admin/transactions.csv?account=plain&min=70")
         .await;
     assert_eq!(status, StatusCode::OK);
+    // Counted from how the rows were made: account "plain" (i % 5 != 0), sum >= 70.00 (i * 3
+    // kopecks >= 7000).
+    let expected = (0..2500i64).filter(|i| i % 5 != 0 && i * 3 >= 7000).count();
+    assert_eq!(
+        csv.lines().count(),
+        expected + 1,
+        "a header and {expected} rows"
+    );
+    assert!(
+        csv.lines().skip(1).all(|l| l.contains(",\"plain\",")),
+        "{csv}"
+    );
     let csv = admin
         .get_raw(
             &app,
@@ -960,7 +984,17 @@ async fn the_dashboard_shows_totals_backlog_failures_and_configuration() {
     assert!(html.contains("Resend all undelivered (2)"));
     assert!(html.contains("not configured"));
     assert!(html.contains("QIWI_WEBHOOK_URL"));
-    assert!(html.contains("ago"), "age of the last request");
+    // The age of the last request, in its own card (the backlog card says "ago" too).
+    let card = &html[html
+        .find("Last request from QIWI")
+        .expect("the last-request card")..];
+    let card = &card[..card.find("</a>").unwrap()];
+    assert!(
+        Regex::new(r#"card-value[^"]*">\d+ (s|min) ago</div>"#)
+            .unwrap()
+            .is_match(card),
+        "{card}"
+    );
 }
 
 /// Waits (bounded) until `done` holds: the worker runs on its own.

@@ -55,9 +55,10 @@ async fn a_slow_loris_check_backend_costs_at_most_the_check_timeout() {
 #[tokio::test]
 async fn a_hanging_webhook_receiver_does_not_slow_payments() {
     let base = slow_loris().await;
+    let timeout = Duration::from_secs(5);
     let app = spawn_app_with(|c| {
         c.webhook_url = Some(format!("{base}/hook").parse().unwrap());
-        c.webhook_timeout = Duration::from_secs(2);
+        c.webhook_timeout = timeout;
     })
     .await;
     for i in 0..20 {
@@ -66,17 +67,23 @@ async fn a_hanging_webhook_receiver_does_not_slow_payments() {
             app.pay(&format!("{}", 500 + i), "acc", "1").await.result(),
             0
         );
+        // A pay that waited for its hanging delivery would take the whole webhook timeout.
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            started.elapsed() < timeout,
             "pay {i}: {:?}",
             started.elapsed()
         );
     }
-    // the deliveries hang in flight, and time out as failed attempts
-    tokio::time::sleep(Duration::from_millis(2600)).await;
-    assert!(
-        app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt WHERE error LIKE 'timeout%'") >= 1
-    );
+    // the deliveries hang in flight, and time out as failed attempts (polled: a busy machine
+    // may take a while past the timeout to record them)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt WHERE error LIKE 'timeout%'") < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no attempt timed out within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE status = 1"),
         0
@@ -85,11 +92,26 @@ async fn a_hanging_webhook_receiver_does_not_slow_payments() {
 
 #[tokio::test]
 async fn a_failing_receiver_is_retried_on_the_schedule_not_in_a_spin() {
-    let base = spawn_backend(Router::new().route(
-        "/hook",
-        post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
-    ))
-    .await;
+    use std::sync::{Arc, Mutex};
+    // When each attempt reached the receiver.
+    let hits = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let base =
+        spawn_backend(
+            Router::new()
+                .route(
+                    "/hook",
+                    post(
+                        |axum::extract::State(hits): axum::extract::State<
+                            Arc<Mutex<Vec<Instant>>>,
+                        >| async move {
+                            hits.lock().unwrap().push(Instant::now());
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        },
+                    ),
+                )
+                .with_state(hits.clone()),
+        )
+        .await;
     let app = spawn_app_with(|c| {
         c.webhook_url = Some(format!("{base}/hook").parse().unwrap());
         c.webhook_initial_delay = Duration::from_secs(1);
@@ -97,11 +119,24 @@ async fn a_failing_receiver_is_retried_on_the_schedule_not_in_a_spin() {
     })
     .await;
     assert_eq!(app.pay("1", "acc", "1").await.result(), 0);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    // first attempt at once, then one every 0.5-1 s with jitter but never under the 1 s floor:
-    // between 3 and 5 attempts in 4.5 s; a spinning loop would make thousands.
-    let attempts = app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt");
-    assert!((3..=6).contains(&attempts), "{attempts} attempts in 4.5 s");
+    // Initial and maximum delay 1 s: half to all of the base with jitter, but never under the
+    // 1 s floor (backoff's MIN_DELAY) nor over the 1 s cap, so every retry is due exactly 1 s
+    // after the previous attempt ended. Wait (polling, generously) for four attempts...
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hits.lock().unwrap().len() < 4 {
+        assert!(Instant::now() < deadline, "fewer than 4 attempts in 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...and check that none came sooner than 1 s after the one before; a spinning loop would
+    // make them milliseconds apart. (10 ms of slack for the millisecond due times.)
+    let hits = hits.lock().unwrap().clone();
+    for pair in hits.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(990),
+            "a retry came after {gap:?}"
+        );
+    }
 }
 
 #[tokio::test]

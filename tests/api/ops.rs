@@ -295,8 +295,59 @@ async fn housekeeping_prunes_old_log_rows_in_batches_and_a_checkpoint_completes(
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
 }
 
+/// The gateway's log lines, captured on this thread (a `#[tokio::test]` runs the gateway's
+/// tasks on it too) while the returned guard lives.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("qiwi_gateway=debug"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// How many lines contain `text`.
+    fn count(&self, text: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+
+    /// Waits (polling, up to 30 s) until `n` lines contain `text`.
+    async fn wait_for(&self, text: &str, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.count(text) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {n} log lines with {text:?} in 30 s; the log:\n{}",
+                String::from_utf8_lossy(&self.0.lock().unwrap())
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn housekeeping_runs_in_the_background_and_keeps_everything_when_retention_is_off() {
+    const ROUND: &str = "housekeeping round finished";
+    let logs = Logs::default();
+    let _guard = logs.capture();
     let app = spawn_app_with(|c| {
         c.log_retention = None;
         c.timings.housekeeping = std::time::Duration::from_millis(50);
@@ -309,7 +360,8 @@ async fn housekeeping_runs_in_the_background_and_keeps_everything_when_retention
             [],
         )
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Two more rounds finished: at least one ran entirely after the old row was there.
+    logs.wait_for(ROUND, logs.count(ROUND) + 2).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 1);
 
     let app =
@@ -321,15 +373,14 @@ async fn housekeeping_runs_in_the_background_and_keeps_everything_when_retention
             [],
         )
         .unwrap();
-    let mut left = 1;
-    for _ in 0..50 {
-        left = app.count("SELECT COUNT(*) FROM qiwi_http_log");
-        if left == 0 {
-            break;
-        }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.count("SELECT COUNT(*) FROM qiwi_http_log") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old row is still there after 30 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(left, 0);
 }
 
 /// A self-signed certificate for localhost and 127.0.0.1, as PEM (certificate, key).
@@ -404,6 +455,9 @@ async fn built_in_tls_serves_https_and_reloads_a_changed_certificate() {
 
 #[tokio::test]
 async fn a_broken_renewal_keeps_the_previous_certificate() {
+    const REFUSED: &str = "does not load; still serving the previous one";
+    let logs = Logs::default();
+    let _guard = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let (cert_a, key_a) = self_signed();
@@ -417,13 +471,31 @@ async fn a_broken_renewal_keeps_the_previous_certificate() {
         c.timings.tls_watch = std::time::Duration::from_millis(50);
     })
     .await;
-    // a key that does not belong to the certificate
+    // a key that does not belong to the certificate: the watcher sees it and refuses it
     let (_, other_key) = self_signed();
     std::fs::write(&key_path, other_key).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    logs.wait_for(REFUSED, 1).await;
     let url = format!("https://localhost:{}/healthz", app.addr.port());
     let resp = client_trusting(&cert_a).get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    // a later good pair loads: new connections get the new certificate
+    let (cert_c, key_c) = self_signed();
+    std::fs::write(&key_path, &key_c).unwrap();
+    std::fs::write(&cert_path, &cert_c).unwrap();
+    let c = client_trusting(&cert_c);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(r) = c.get(&url).send().await {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the good certificate was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(logs.count("reloaded the TLS certificate") >= 1);
 }
 
 #[tokio::test]
