@@ -7,6 +7,7 @@
 //! security headers of [`security_headers`].
 
 pub mod auth;
+mod charts;
 mod dashboard;
 mod log;
 mod transactions;

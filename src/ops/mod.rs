@@ -4,6 +4,8 @@ pub mod cli;
 pub mod health;
 pub mod housekeeping;
 pub mod metrics;
+pub mod progress;
+pub mod simulate;
 pub mod tls;
 
 pub use metrics::Metrics;
