@@ -34,6 +34,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The admin UI's credentials and login limiter.
     pub admin: admin::AdminState,
+    /// The address the server listens on, once bound: where the admin UI's test payment
+    /// calls `/payment` over loopback.
+    pub local_addr: Arc<std::sync::OnceLock<SocketAddr>>,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
             payment_stored: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new()),
             admin: admin::AdminState::default(),
+            local_addr: Arc::default(),
         })
     }
 }
@@ -106,6 +110,7 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", state.config.listen_addr))?;
     let addr = listener.local_addr()?;
+    let _ = state.local_addr.set(addr);
     // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
     admin::init(&state, addr)
         .await

@@ -204,7 +204,7 @@ fn columns(
             x: n(LEFT + pw + 6.0),
             y: n(TOP + 4.0),
             anchor: "start",
-            text: fmt(omax),
+            text: compact(fmt(omax)),
         });
         legend.push((stroke, name));
     }
@@ -225,10 +225,25 @@ fn hour_label(i: usize, key: &str, last: usize) -> Option<String> {
     let hh = key.get(11..13)?;
     if hh == "00" {
         Some(format!("{}.{}", key.get(8..10)?, key.get(5..7)?))
-    } else if hh.parse::<u32>().ok()? % 6 == 0 || i == last {
+    } else if hh.parse::<u32>().ok()? % 6 == 0 && i + 2 < last {
         Some(format!("{hh}h"))
     } else {
         None
+    }
+}
+
+/// An axis label short enough for the margin: `131197.01` → `131k`, `10968.90` → `11.0k`.
+fn compact(money: String) -> String {
+    let whole: i64 = money
+        .split('.')
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0);
+    match whole {
+        0..1_000 => money,
+        1_000..10_000 => format!("{}.{}k", whole / 1000, (whole % 1000) / 100),
+        10_000..1_000_000 => format!("{}k", (whole + 500) / 1000),
+        _ => format!("{}M", (whole + 500_000) / 1_000_000),
     }
 }
 
@@ -567,6 +582,14 @@ mod tests {
                 assert!(x >= 0.0 && x + w <= f64::from(c.width) + 0.1, "{c:?}");
             }
         }
+    }
+
+    #[test]
+    fn axis_money_labels_fit_the_margin() {
+        assert_eq!(compact("131197.01".into()), "131k");
+        assert_eq!(compact("8820.27".into()), "8.8k");
+        assert_eq!(compact("45.00".into()), "45.00");
+        assert_eq!(compact("2498952.95".into()), "2M");
     }
 
     #[test]

@@ -706,7 +706,7 @@ pub fn dashboard(conn: &Connection, since: [&str; 3]) -> Result<Dashboard, DbErr
             .prepare_cached(
                 "SELECT count(*), coalesce(sum(sum_minor), 0)
                  FROM qiwi_transaction INDEXED BY qiwi_transaction_created
-                 WHERE created_at >= ?1",
+                 WHERE created_at >= ?1 AND test = 0",
             )?
             .query_row([s], |r| {
                 Ok(Totals {

@@ -243,3 +243,40 @@ mod tests {
         assert_eq!(b[i23 - 1], 1);
     }
 }
+
+#[cfg(test)]
+mod plan {
+    use super::*;
+
+    /// The charts' cost does not grow with the tables: every read is a range of the
+    /// aggregates' primary key, never a scan.
+    #[test]
+    fn the_chart_queries_search_the_aggregates_by_key() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::run(&mut conn).unwrap();
+        for sql in [
+            "SELECT hour, payments FROM stats_hour WHERE hour >= '2024'",
+            "SELECT substr(hour, 1, 10), sum(payments) FROM stats_hour WHERE hour >= '2024' GROUP BY 1",
+        ] {
+            let plan: String = conn
+                .query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [], |r| r.get(3))
+                .unwrap();
+            assert!(
+                plan.contains("SEARCH stats_hour USING PRIMARY KEY"),
+                "{sql}: {plan}"
+            );
+        }
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT result, sum(answers) FROM stats_result_hour
+                 WHERE hour >= '2024' GROUP BY result",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(
+            plan.contains("SEARCH stats_result_hour USING PRIMARY KEY"),
+            "{plan}"
+        );
+    }
+}

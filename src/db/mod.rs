@@ -9,6 +9,7 @@ pub mod http_log;
 pub mod maintenance;
 mod migrations;
 pub mod outbox;
+pub mod test_payments;
 pub mod transactions;
 mod writer;
 
