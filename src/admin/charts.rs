@@ -427,7 +427,7 @@ fn last_of(keys: &[String]) -> usize {
 /// Horizontal bars: answers per result code in the last 48 hours.
 fn results_chart(results: &[(i64, i64)]) -> Chart {
     let row = 26.0;
-    let label_w = 230.0;
+    let label_w = 290.0;
     let height = TOP + row * results.len().max(1) as f64 + 8.0;
     let max = results.iter().map(|r| r.1).max().unwrap_or(0).max(1);
     let total: i64 = results.iter().map(|r| r.1).sum();
