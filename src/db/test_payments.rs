@@ -176,3 +176,86 @@ pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<TestPayment>, DbErr
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
+
+/// Which of `ids` are test payments (a list page's rows: at most a page of lookups by key).
+pub fn test_ids(conn: &Connection, ids: &[i64]) -> Result<std::collections::HashSet<i64>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT test FROM qiwi_transaction WHERE id = ?1")?;
+    let mut out = std::collections::HashSet::new();
+    for &id in ids {
+        let test: Option<bool> = stmt.query_row([id], |r| r.get(0)).optional()?;
+        if test == Some(true) {
+            out.insert(id);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::admin::{TxnFilter, TxnState, transactions};
+
+    #[test]
+    fn test_payments_are_marked_and_filtered_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+        super::super::migrations::run(&mut conn).unwrap();
+        reserve(
+            &conn,
+            &TestPayment {
+                code: "9000000000000000001".into(),
+                account: "a".into(),
+                sum_minor: 100,
+                created_at: "2024-01-01 00:00:00".into(),
+                username: "admin".into(),
+                ..TestPayment::default()
+            },
+        )
+        .unwrap();
+        for (i, code) in ["1", "9000000000000000001", "3"].iter().enumerate() {
+            conn.execute(
+                "INSERT INTO qiwi_transaction (account, code, sum, created_at, sum_minor, txn_date)
+                 VALUES ('a', ?1, 1.0, ?2, 100, '20240101000000')",
+                params![code, format!("2024-01-01 00:00:0{i}")],
+            )
+            .unwrap();
+        }
+        let codes = |f: TxnFilter| -> Vec<String> {
+            transactions(&conn, &f, None)
+                .unwrap()
+                .rows
+                .into_iter()
+                .map(|r| r.code)
+                .collect()
+        };
+        assert_eq!(
+            codes(TxnFilter {
+                test: Some(true),
+                ..TxnFilter::default()
+            }),
+            ["9000000000000000001"]
+        );
+        assert_eq!(
+            codes(TxnFilter {
+                test: Some(false),
+                ..TxnFilter::default()
+            }),
+            ["3", "1"]
+        );
+        assert_eq!(
+            codes(TxnFilter {
+                test: Some(true),
+                account: Some("a".into()),
+                state: Some(TxnState::Undelivered),
+                ..TxnFilter::default()
+            }),
+            ["9000000000000000001"]
+        );
+        assert_eq!(codes(TxnFilter::default()).len(), 3);
+        let ids: Vec<i64> = vec![1, 2, 3];
+        assert_eq!(test_ids(&conn, &ids).unwrap(), [2].into_iter().collect());
+        let (t, row, _) = get(&conn, "9000000000000000001").unwrap().unwrap();
+        assert_eq!(t.account, "a");
+        assert!(row.unwrap().test);
+    }
+}
