@@ -36,6 +36,9 @@ pub struct AppState {
     pub admin: admin::AdminState,
     /// What one client may make the server hold or write (`http::limits`).
     pub limits: Arc<crate::http::limits::Limits>,
+    /// The address the server listens on, once bound: where the admin UI's test payment
+    /// calls `/payment` over loopback.
+    pub local_addr: Arc<std::sync::OnceLock<SocketAddr>>,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             admin: admin::AdminState::default(),
             limits: Arc::default(),
+            local_addr: Arc::default(),
         })
     }
 }
@@ -132,6 +136,7 @@ pub async fn start(
         None => None,
     };
     let worker = Worker::from_config(state.db.clone(), &state.config)?;
+    let _ = state.local_addr.set(addr);
     // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
     admin::init(&state, addr)
         .await

@@ -49,6 +49,7 @@ pub struct DashboardPage {
     webhook_url: Option<String>,
     check_url: Option<String>,
     payments_enabled: bool,
+    charts: Vec<super::charts::Chart>,
 }
 
 /// `GET /admin`.
@@ -77,6 +78,11 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
         .db
         .read(move |c| q::dashboard(c, [&since[0], &since[1], &since[2]]))
         .await?;
+    let chart_data = state
+        .db
+        .read(move |c| db::charts::chart_data(c, now))
+        .await?;
+    let charts = super::charts::dashboard_charts(&chart_data, d.pending);
     let labels = ["Today (UTC)", "Last 7 days", "Last 30 days"];
     let periods = labels
         .into_iter()
@@ -121,5 +127,6 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
         webhook_url: state.config.webhook_url.as_ref().map(view::public_url),
         check_url: state.config.check_url.as_ref().map(view::public_url),
         payments_enabled: state.config.payments_enabled,
+        charts,
     })
 }

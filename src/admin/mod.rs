@@ -7,9 +7,11 @@
 //! security headers of [`security_headers`].
 
 pub mod auth;
+mod charts;
 mod dashboard;
 mod log;
 mod reconcile;
+mod test_payment;
 mod transactions;
 mod view;
 pub mod visible;
@@ -56,6 +58,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/transactions/{id}", get(transactions::get))
         .route("/transactions/{id}/resend", post(transactions::resend))
+        .route(
+            "/test-payment",
+            get(test_payment::get).post(test_payment::post),
+        )
+        .route("/test-payment/{code}", get(test_payment::show))
         .route("/log", get(log::list))
         .route("/log/{id}", get(log::get))
         .route(

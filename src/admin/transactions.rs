@@ -31,6 +31,7 @@ struct TxnForm {
     to: String,
     min: String,
     max: String,
+    test: String,
 }
 
 impl TxnForm {
@@ -43,6 +44,7 @@ impl TxnForm {
             ("to", &self.to),
             ("min", &self.min),
             ("max", &self.max),
+            ("test", &self.test),
         ])
     }
 }
@@ -58,8 +60,18 @@ fn parse_filter(q: &HashMap<String, String>) -> (TxnForm, TxnFilter, Vec<String>
         to: get("to"),
         min: get("min"),
         max: get("max"),
+        test: get("test"),
     };
     let mut errors = Vec::new();
+    let test = match form.test.as_str() {
+        "" => None,
+        "only" => Some(true),
+        "exclude" => Some(false),
+        _ => {
+            errors.push("Unknown choice for test payments.".to_owned());
+            None
+        }
+    };
     let state = match form.state.as_str() {
         "" => None,
         "undelivered" => Some(TxnState::Undelivered),
@@ -93,6 +105,7 @@ fn parse_filter(q: &HashMap<String, String>) -> (TxnForm, TxnFilter, Vec<String>
         until,
         min_minor,
         max_minor,
+        test,
     };
     (form, filter, errors)
 }
@@ -108,6 +121,8 @@ struct TxnView {
     created_at: String,
     attempts: i64,
     last_error: String,
+    /// A test payment (shown with a badge).
+    test: bool,
 }
 
 impl From<TxnRow> for TxnView {
@@ -122,6 +137,7 @@ impl From<TxnRow> for TxnView {
             created_at: r.created_at,
             attempts: r.attempts,
             last_error: r.last_error.unwrap_or_default(),
+            test: false,
         }
     }
 }
@@ -152,7 +168,12 @@ pub async fn list(
     let page = if errors.is_empty() {
         match state
             .db
-            .read(move |c| q::transactions(c, &filter, cursor))
+            .read(move |c| {
+                let page = q::transactions(c, &filter, cursor)?;
+                let ids: Vec<i64> = page.rows.iter().map(|r| r.id).collect();
+                let tests = crate::db::test_payments::test_ids(c, &ids)?;
+                Ok((page, tests))
+            })
             .await
         {
             Ok(p) => Some(p),
@@ -173,8 +194,16 @@ pub async fn list(
             s
         });
     let (rows, pager) = match page {
-        Some(p) => (
-            p.rows.iter().cloned().map(TxnView::from).collect(),
+        Some((p, tests)) => (
+            p.rows
+                .iter()
+                .cloned()
+                .map(|r| {
+                    let mut v = TxnView::from(r);
+                    v.test = tests.contains(&v.id);
+                    v
+                })
+                .collect(),
             Pager::new("/admin/transactions", &qs, &p, cursor),
         ),
         None => (

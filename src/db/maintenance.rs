@@ -116,6 +116,17 @@ pub fn open_for_checkpoints(path: &Path) -> Result<Connection, DbError> {
 /// temporary file beside `target`, synced, and renamed into place, so `target` is either
 /// absent or complete. `target` must not exist.
 pub fn backup(source: &Path, target: &Path) -> Result<BackupInfo, DbError> {
+    backup_watched(source, target, &|_, _| {})
+}
+
+/// [`backup`], calling `watch(written, expected)` about every 200 ms while the copy is
+/// written: bytes in the partial copy so far, and the bytes in use in the source (its pages
+/// minus its free list), which the copy approaches.
+pub fn backup_watched(
+    source: &Path,
+    target: &Path,
+    watch: &(dyn Fn(u64, u64) + Sync),
+) -> Result<BackupInfo, DbError> {
     let failed = |reason: String| DbError::Backup {
         path: target.to_owned(),
         reason,
@@ -161,7 +172,26 @@ pub fn backup(source: &Path, target: &Path) -> Result<BackupInfo, DbError> {
     let tmp_text = tmp
         .to_str()
         .ok_or_else(|| failed("the path is not valid UTF-8".into()))?;
-    let result = conn.execute("VACUUM INTO ?1", [tmp_text]);
+    let expected: i64 = conn.query_row(
+        "SELECT (page_count - freelist_count) * page_size
+         FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+        [],
+        |r| r.get(0),
+    )?;
+    let expected = u64::try_from(expected).unwrap_or(0);
+    let copying = std::sync::atomic::AtomicBool::new(true);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while copying.load(std::sync::atomic::Ordering::Relaxed) {
+                let written = std::fs::metadata(&tmp).map_or(0, |m| m.len());
+                watch(written, expected);
+                std::thread::park_timeout(std::time::Duration::from_millis(200));
+            }
+        });
+        let result = conn.execute("VACUUM INTO ?1", [tmp_text]);
+        copying.store(false, std::sync::atomic::Ordering::Relaxed);
+        result
+    });
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         // SQLite's words name the temporary file; the operator asked for `target`.

@@ -9,10 +9,21 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_admin.sql"),
     include_str!("../../migrations/0003_heartbeat.sql"),
     include_str!("../../migrations/0005_reconcile.sql"),
+    include_str!("../../migrations/0007_seeit.sql"),
 ];
 
 /// Applies the migrations the database does not have yet.
+#[cfg(test)]
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
+    run_with(conn, &mut |_, _| {})
+}
+
+/// [`run`], calling `on_step(applied, pending)` before the first pending migration and after
+/// each one (`applied` counts this run's migrations).
+pub fn run_with(
+    conn: &mut Connection,
+    on_step: &mut dyn FnMut(usize, usize),
+) -> rusqlite::Result<()> {
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if usize::try_from(applied).is_ok_and(|a| a > MIGRATIONS.len()) {
         // A newer gateway wrote this file: running old code on it could corrupt its meaning.
@@ -25,15 +36,18 @@ pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
             )),
         ));
     }
-    for (i, sql) in (1..)
-        .zip(MIGRATIONS)
-        .skip(usize::try_from(applied).unwrap_or(0))
-    {
+    let skip = usize::try_from(applied).unwrap_or(0);
+    let pending = MIGRATIONS.len().saturating_sub(skip);
+    if pending > 0 {
+        on_step(0, pending);
+    }
+    for (done, (i, sql)) in (1..).zip((1..).zip(MIGRATIONS).skip(skip)) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i)?;
         tx.commit()?;
         tracing::info!(migration = i, "applied database migration");
+        on_step(done, pending);
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! read-only connections. Nothing here blocks an async runtime thread.
 
 pub mod admin;
+pub mod charts;
 mod checkpointer;
 pub mod heartbeat;
 pub mod http_log;
@@ -10,6 +11,7 @@ pub mod maintenance;
 mod migrations;
 pub mod outbox;
 pub mod reconcile;
+pub mod test_payments;
 pub mod transactions;
 mod writer;
 
@@ -159,6 +161,15 @@ pub struct Db {
 impl Db {
     /// Opens (creating it and its folder if needed) and migrates the database file.
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        Db::open_with(path, &mut |_, _| {})
+    }
+
+    /// [`Db::open`], calling `on_migration(applied, pending)` before the first pending
+    /// migration (with 0) and after each one, so a long upgrade can show its progress.
+    pub fn open_with(
+        path: &Path,
+        on_migration: &mut dyn FnMut(usize, usize),
+    ) -> Result<Db, DbError> {
         let open_err = |reason: String| DbError::Open {
             path: path.to_owned(),
             reason,
@@ -184,7 +195,7 @@ impl Db {
         // After the checkpointer restarts the WAL, the file is cut back to this size.
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
             .map_err(sqlite_err)?;
-        migrations::run(&mut conn).map_err(sqlite_err)?;
+        migrations::run_with(&mut conn, on_migration).map_err(sqlite_err)?;
 
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -222,6 +233,15 @@ impl Db {
     /// Makes webhook deliveries due now: of transaction `id`, or with `None` of every
     /// undelivered one, a chunk per writer job. Returns how many were made due.
     pub async fn make_due(&self, id: Option<i64>) -> Result<usize, DbError> {
+        self.make_due_watched(id, &mut |_| {}).await
+    }
+
+    /// [`Db::make_due`], calling `on_chunk(n)` after each chunk of `n` rows is made due.
+    pub async fn make_due_watched(
+        &self,
+        id: Option<i64>,
+        on_chunk: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<usize, DbError> {
         let now = chrono::Utc::now().timestamp_millis();
         let (mut total, mut after) = (0, 0);
         loop {
@@ -231,10 +251,24 @@ impl Db {
                 .await?;
             total += n;
             after = last;
+            on_chunk(n);
             if id.is_some() || n < transactions::CHUNK {
                 return Ok(total);
             }
         }
+    }
+
+    /// How many transactions are not delivered yet (`status = 0`): what `resend --all` walks.
+    pub async fn undelivered(&self) -> Result<u64, DbError> {
+        self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM qiwi_transaction WHERE status = 0",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
     }
 
     /// Runs `f` on a read-only connection off the async runtime.

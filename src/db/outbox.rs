@@ -22,6 +22,8 @@ pub struct Due {
     pub attempts: i64,
     /// `delivery_due_ms` when the row was read.
     pub due_ms: i64,
+    /// A test payment sent from the admin UI (`qiwi_transaction.test`, migration 0007).
+    pub test: bool,
 }
 
 impl Due {
@@ -42,6 +44,7 @@ impl Due {
             created_at: r.get(4)?,
             attempts: r.get(5)?,
             due_ms: r.get(6)?,
+            test: r.get(7)?,
         })
     }
 }
@@ -72,7 +75,7 @@ pub fn due_page(
     limit: usize,
 ) -> Result<Vec<Due>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, account, code, sum_minor, created_at, attempts, delivery_due_ms
+        "SELECT id, account, code, sum_minor, created_at, attempts, delivery_due_ms, test
          FROM qiwi_transaction
          WHERE delivery_due_ms <= ?1 AND (delivery_due_ms, id) > (?2, ?3)
          ORDER BY delivery_due_ms, id

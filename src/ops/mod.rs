@@ -5,7 +5,9 @@ pub mod health;
 pub mod housekeeping;
 pub mod lock;
 pub mod metrics;
+pub mod progress;
 pub mod redact;
+pub mod simulate;
 pub mod startup;
 pub mod tls;
 

@@ -172,6 +172,18 @@ pub fn message_id(code: &str) -> String {
 /// The JSON body, byte for byte:
 /// `{"id":"123","account":"...","code":"...","sum":45.0,"created_at":"YYYY-MM-DD HH:MM:SS"}`.
 pub fn payload(d: &Due) -> String {
+    let body = original_payload(d);
+    if !d.test {
+        return body;
+    }
+    // A test payment from the admin UI: one added field, the original ones unchanged.
+    match body.strip_suffix('}') {
+        Some(open) => format!(r#"{open},"test":true}}"#),
+        None => body,
+    }
+}
+
+fn original_payload(d: &Due) -> String {
     let text = |s: &str| serde_json::Value::from(s).to_string();
     format!(
         r#"{{"id":"{}","account":{},"code":{},"sum":{},"created_at":{}}}"#,
@@ -264,6 +276,7 @@ mod tests {
             created_at: "2022-02-10 12:00:00".into(),
             attempts: 0,
             due_ms: 0,
+            test: false,
         }
     }
 
@@ -273,6 +286,20 @@ mod tests {
             payload(&due("123456", 4500)),
             r#"{"id":"123","account":"123456","code":"563456456745","sum":45.0,"created_at":"2022-02-10 12:00:00"}"#
         );
+    }
+
+    #[test]
+    fn a_test_payment_adds_test_true_and_keeps_every_original_field() {
+        let mut d = due("123456", 4500);
+        d.test = true;
+        let body = payload(&d);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["test"], true);
+        let original: serde_json::Value =
+            serde_json::from_str(&payload(&due("123456", 4500))).unwrap();
+        for (k, val) in original.as_object().unwrap() {
+            assert_eq!(&v[k], val, "{k}");
+        }
     }
 
     #[test]

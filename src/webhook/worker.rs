@@ -484,6 +484,7 @@ mod tests {
             created_at: "2024-01-01 00:00:00".into(),
             attempts,
             due_ms: 0,
+            test: false,
         }
     }
 
