@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::response::Redirect;
-use axum::routing::{any, get};
+use axum::routing::get;
 use axum_server::tls_rustls::RustlsAcceptor;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -73,7 +73,7 @@ impl AppState {
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/payment", any(qiwi::handler::any))
+        .merge(qiwi::handler::routes())
         .merge(ops::health::routes())
         .route("/", get(|| async { Redirect::to("/admin") }))
         .nest("/admin", admin::router(&state))

@@ -51,6 +51,8 @@ pub struct Settings {
     pub max_attempts: Option<u32>,
     /// Attempts in flight at once.
     pub concurrency: usize,
+    /// Statuses that count as delivered (`webhook_success_statuses`; 200 and 201 by default).
+    pub success_statuses: Vec<u16>,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             },
             max_attempts: config.webhook_max_attempts,
             concurrency: config.webhook_concurrency.max(1),
+            success_statuses: config.webhook_success_statuses.clone(),
         })
     }
 }
@@ -182,6 +185,7 @@ impl Worker {
             .map(|s| Signer::new(&s.0))
             .transpose()?;
         let deliverer = Deliverer::new(settings.url, signer, settings.timeout)
+            .map(|d| d.with_success_statuses(settings.success_statuses))
             .map_err(|e| WebhookError::Client(e.without_url()))?;
         Ok(Worker {
             inner: Arc::new(Inner {
@@ -480,6 +484,8 @@ mod tests {
             code: "1".into(),
             sum_minor: 100,
             created_at: "2024-01-01 00:00:00".into(),
+            txn_date: "20240101000000".into(),
+            extra: "{}".into(),
             attempts,
             due_ms: 0,
         }

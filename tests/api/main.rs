@@ -10,5 +10,6 @@ mod hostile;
 mod log;
 mod ops;
 mod payment;
+mod protocol;
 mod routes;
 mod webhook;

@@ -517,14 +517,14 @@ async fn payload_and_headers_are_exactly_as_specified() {
     let mut hits = receiver.hits();
     hits.sort_by_key(|hit| hit.body.len());
     let (whole, cents) = (&hits[0], &hits[1]);
-    let expected = |id: i64, code: &str, sum: &str| {
+    let expected = |id: i64, code: &str, sum: &str, amount: &str| {
         format!(
-            r#"{{"id":"{id}","account":"79001234567","code":"{code}","sum":{sum},"created_at":"{}"}}"#,
+            r#"{{"id":"{id}","account":"79001234567","code":"{code}","sum":{sum},"created_at":"{}","amount":"{amount}","txn_date":"20240101120000","extra":{{}}}}"#,
             row(&h.app, id).created_at
         )
     };
-    assert_eq!(whole.body, expected(2, "77", "45.0"));
-    assert_eq!(cents.body, expected(1, "563456456745", "10.45"));
+    assert_eq!(whole.body, expected(2, "77", "45.0", "45.00"));
+    assert_eq!(cents.body, expected(1, "563456456745", "10.45", "10.45"));
     // created_at is UTC YYYY-MM-DD HH:MM:SS.
     let created = row(&h.app, 1).created_at;
     chrono::NaiveDateTime::parse_from_str(&created, "%Y-%m-%d %H:%M:%S").unwrap();
