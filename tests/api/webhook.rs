@@ -911,3 +911,31 @@ async fn an_attempt_in_flight_at_a_crash_is_sent_again_after_restart() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_204_is_retried_by_default_and_delivered_when_listed() {
+    let (receiver, base) = Receiver::spawn().await;
+    let strict = harness(&format!("{base}/status/204"), |_| {}).await;
+    strict.pay("1", "10").await;
+    assert_eq!(strict.run_due().await, 1);
+    assert_eq!(row(&strict.app, 1).status, 0);
+    let lenient = harness(&format!("{base}/status/204"), |c| {
+        c.webhook_success_statuses = vec![200, 201, 204];
+    })
+    .await;
+    lenient
+        .app
+        .query(
+            "command=pay&txn_id=0042&account=a&sum=10.05&txn_date=20240101120000&ccy=643&prv_id=7",
+        )
+        .await;
+    assert_eq!(lenient.run_due().await, 1);
+    assert_eq!(row(&lenient.app, 1).status, 1);
+    let last = receiver.hits().pop().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(v["code"], "42");
+    assert_eq!(v["amount"], "10.05");
+    assert_eq!(v["sum"], 10.05);
+    assert_eq!(v["txn_date"], "20240101120000");
+    assert_eq!(v["extra"], serde_json::json!({"ccy": "643", "prv_id": "7"}));
+}
