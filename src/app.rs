@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::response::Redirect;
-use axum::routing::{any, get};
+use axum::routing::get;
 use axum_server::tls_rustls::RustlsAcceptor;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -80,11 +80,10 @@ impl AppState {
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/payment",
-            // Allow-list, Basic auth and the declared size are decided from the head, before
-            // the handler reads the body.
-            any(qiwi::handler::any).layer(axum::middleware::from_fn_with_state(
+        // Allow-list, Basic auth and the declared size are decided from the head, before the
+        // handler reads the body, on both paths of the protocol (`/payment`, `/payment/`).
+        .merge(
+            qiwi::handler::routes().layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 crate::http::payment_guard::layer,
             )),

@@ -23,8 +23,18 @@ use url::Url;
 
 use crate::qiwi::Amount;
 
-/// The default `account_pattern`: 1-200 characters, none of them whitespace or control.
-pub const DEFAULT_ACCOUNT_PATTERN: &str = r"^[^\s\p{Cc}]{1,200}$";
+/// The default `account_pattern`: 1-200 characters, none of them white space, control
+/// characters, format characters (general category Cf: bidi controls, zero-width characters)
+/// or other default-ignorable (invisible) code points such as fillers and variation
+/// selectors, so an account can never look like another (issue 15 point 5).
+pub const DEFAULT_ACCOUNT_PATTERN: &str =
+    r"^[^\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]{1,200}$";
+
+/// Compiles an `account_pattern` so that it must match the WHOLE account: `[0-9]{10}` means
+/// exactly ten digits, not ten digits somewhere inside (issue 15 point 5).
+pub fn anchored_pattern(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!(r"\A(?:{pattern})\z"))
+}
 
 /// A configuration problem, named by its key, as printed before the program stops.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +77,7 @@ pub struct RawConfig {
     webhook_max_delay_secs: u64,
     webhook_max_attempts: Option<u32>,
     webhook_concurrency: usize,
+    webhook_success_statuses: IpList,
     admin_username: Text,
     admin_password: Option<Text>,
     admin_cookie_secure: bool,
@@ -111,6 +122,8 @@ impl Default for RawConfig {
             webhook_max_delay_secs: 3600,
             webhook_max_attempts: None,
             webhook_concurrency: 4,
+            // A list of texts like `qiwi_allowed_ips` (`IpList` is that shape), parsed below.
+            webhook_success_statuses: IpList(vec!["200".into(), "201".into()]),
             admin_username: "admin".into(),
             admin_password: None,
             admin_cookie_secure: false,
@@ -152,6 +165,7 @@ pub const KEYS: &[&str] = &[
     "webhook_max_delay_secs",
     "webhook_max_attempts",
     "webhook_concurrency",
+    "webhook_success_statuses",
     "admin_username",
     "admin_password",
     "admin_cookie_secure",
@@ -234,6 +248,9 @@ pub struct Config {
     pub webhook_max_attempts: Option<u32>,
     /// Deliveries in flight at once.
     pub webhook_concurrency: usize,
+    /// HTTP statuses that count as delivered: 200 and 201 by default (the original product);
+    /// an operator may add other 2xx such as 204.
+    pub webhook_success_statuses: Vec<u16>,
     /// The admin UI's user name.
     pub admin_username: String,
     /// The admin UI's password, if configured.
@@ -597,7 +614,7 @@ impl RawConfig {
                 ));
             }
         };
-        let account_pattern = Regex::new(&self.account_pattern.0)
+        let account_pattern = anchored_pattern(&self.account_pattern.0)
             // regex errors draw a caret over several lines: keep it to one.
             .map_err(|e| {
                 invalid(
@@ -764,6 +781,8 @@ impl RawConfig {
             webhook_max_delay,
             webhook_max_attempts: self.webhook_max_attempts,
             webhook_concurrency: self.webhook_concurrency,
+            webhook_success_statuses: success_statuses(&self.webhook_success_statuses)
+                .map_err(|e| invalid("webhook_success_statuses", e))?,
             admin_username: self.admin_username.0,
             admin_password,
             admin_cookie_secure: self.admin_cookie_secure,
@@ -811,6 +830,29 @@ fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
             "`{shown}` is not an IP address and port like 0.0.0.0:8080"
         )),
     }
+}
+
+/// `webhook_success_statuses`: entries 200-299 (a redirect is never followed, an error never a
+/// delivery), at least one.
+fn success_statuses(list: &IpList) -> Result<Vec<u16>, String> {
+    let statuses = list
+        .0
+        .iter()
+        .flat_map(|s| s.split([',', ' ', '\t', '\n']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.parse::<u16>() {
+            Ok(n) if (200..300).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "`{}` is not a status from 200 to 299",
+                s.escape_debug()
+            )),
+        })
+        .collect::<Result<Vec<u16>, String>>()?;
+    if statuses.is_empty() {
+        return Err("must list at least one status, e.g. 200, 201".into());
+    }
+    Ok(statuses)
 }
 
 /// A list of addresses and CIDR blocks: a TOML array of strings, or one string of entries

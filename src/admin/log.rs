@@ -191,6 +191,8 @@ pub struct RequestPage {
     result_class: &'static str,
     result_meaning: &'static str,
     response: String,
+    /// The display fields the answer carried (check and getInfo with a check backend).
+    fields: Vec<crate::qiwi::Field>,
     txn_id: String,
     txn_href: Option<String>,
     txn_requests_href: String,
@@ -251,6 +253,9 @@ pub async fn get(
         result_class: r.result.map_or("muted", view::result_class),
         result_meaning: r.result.map_or("", view::result_meaning),
         result: r.result,
+        fields: crate::qiwi::read_answer(&d.response)
+            .map(|a| a.fields)
+            .unwrap_or_default(),
         response: d.response,
         txn_href: txn.map(|id| format!("/admin/transactions/{id}")),
         txn_requests_href: r

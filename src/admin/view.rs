@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta, Timelike};
 
 use crate::db::admin::{Cursor, Page};
 use crate::qiwi::Amount;
@@ -207,7 +207,8 @@ fn parse_time(s: &str) -> Option<(NaiveDateTime, TimeDelta)> {
         return Some((d.and_hms_opt(0, 0, 0)?, TimeDelta::days(1)));
     }
     if let Ok(t) = NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S") {
-        return Some((t, TimeDelta::seconds(1)));
+        // chrono reads second 60 as a leap second: a time that never exists here (issue 11.7).
+        return (t.nanosecond() < 1_000_000_000).then_some((t, TimeDelta::seconds(1)));
     }
     NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M")
         .ok()
@@ -253,6 +254,21 @@ impl Pager {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn date_filters_refuse_times_that_do_not_exist() {
+        for bad in [
+            "2026-11-30 10:15:60",
+            "2026-11-30 10:60",
+            "2026-11-30 24:00",
+            "2026-02-30",
+            "2025-02-29 12:00:00",
+        ] {
+            assert_eq!(super::parse_time(bad), None, "{bad}");
+        }
+        assert!(super::parse_time("2026-11-30 10:15:59").is_some());
+        assert!(super::parse_time("2024-02-29").is_some());
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_admin.sql"),
     include_str!("../../migrations/0003_heartbeat.sql"),
+    include_str!("../../migrations/0004_canonical_txn_id.sql"),
     include_str!("../../migrations/0005_reconcile.sql"),
     include_str!("../../migrations/0007_seeit.sql"),
 ];

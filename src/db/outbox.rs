@@ -18,6 +18,10 @@ pub struct Due {
     pub sum_minor: i64,
     /// When the payment was stored, UTC `YYYY-MM-DD HH:MM:SS`.
     pub created_at: String,
+    /// QIWI's `txn_date` as received.
+    pub txn_date: String,
+    /// The extra request parameters, a JSON object.
+    pub extra: String,
     /// Attempts made so far.
     pub attempts: i64,
     /// `delivery_due_ms` when the row was read.
@@ -45,6 +49,8 @@ impl Due {
             attempts: r.get(5)?,
             due_ms: r.get(6)?,
             test: r.get(7)?,
+            txn_date: r.get(8)?,
+            extra: r.get(9)?,
         })
     }
 }
@@ -75,7 +81,8 @@ pub fn due_page(
     limit: usize,
 ) -> Result<Vec<Due>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, account, code, sum_minor, created_at, attempts, delivery_due_ms, test
+        "SELECT id, account, code, sum_minor, created_at, attempts, delivery_due_ms, test,
+                txn_date, extra
          FROM qiwi_transaction
          WHERE delivery_due_ms <= ?1 AND (delivery_due_ms, id) > (?2, ?3)
          ORDER BY delivery_due_ms, id

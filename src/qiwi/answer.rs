@@ -1,5 +1,7 @@
 //! The XML answer QIWI reads.
 
+use std::borrow::Cow;
+
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
@@ -19,8 +21,22 @@ pub struct Answer {
     pub sum: Option<Amount>,
     /// The result code.
     pub result: ResultCode,
-    /// Short human text; never internal details.
-    pub comment: &'static str,
+    /// Short human text; never internal details (a check backend's own comment is bounded
+    /// and cleaned before it gets here).
+    pub comment: Cow<'static, str>,
+    /// Display fields for the terminal (check and getInfo), in order, already bounded and
+    /// cleaned: rendered as `<fields><field1 name="disp1">...</field1>...</fields>`.
+    pub fields: Vec<Field>,
+}
+
+/// One display field: a name (`[A-Za-z0-9_]{1,32}`) and its text (at most 255 characters,
+/// no control characters), as the check backend gave them (issue 11 point 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// The field's name, its `name` attribute.
+    pub name: String,
+    /// The text shown to the payer.
+    pub value: String,
 }
 
 impl Answer {
@@ -31,7 +47,8 @@ impl Answer {
             prv_txn: None,
             sum: None,
             result,
-            comment: result.comment(),
+            comment: Cow::Borrowed(result.comment()),
+            fields: Vec::new(),
         }
     }
 
@@ -63,12 +80,132 @@ impl Answer {
                 field("sum", &sum.to_string())?;
             }
             field("result", &self.result.code().to_string())?;
-            field("comment", self.comment)?;
+            if !self.fields.is_empty() {
+                w.write_event(Event::Text(BytesText::from_escaped("\n")))?;
+                w.create_element("fields").write_inner_content(|w| {
+                    for (i, f) in self.fields.iter().enumerate() {
+                        w.create_element(format!("field{}", i + 1))
+                            .with_attribute(("name", xml_clean(&f.name, MAX_ECHO).as_str()))
+                            .write_text_content(BytesText::new(&xml_clean(&f.value, 1024)))?;
+                    }
+                    Ok(())
+                })?;
+            }
+            w.write_event(Event::Text(BytesText::from_escaped("\n")))?;
+            w.create_element("comment")
+                .write_text_content(BytesText::new(&xml_clean(&self.comment, 1024)))?;
             w.write_event(Event::Text(BytesText::from_escaped("\n")))?;
             Ok(())
         })?;
         w.write_event(Event::Text(BytesText::from_escaped("\n")))?;
         Ok(())
+    }
+}
+
+/// An answer read back from its XML: each element's text and the display fields, in order.
+/// Used to show a logged answer's fields on the admin pages, and by the round-trip tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadBack {
+    /// `(element, text)` of each top-level element but `fields`, in order.
+    pub elements: Vec<(String, String)>,
+    /// The `fieldN` elements of `fields`, in order.
+    pub fields: Vec<Field>,
+}
+
+impl ReadBack {
+    /// The text of element `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.elements
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads an answer's XML strictly (end names checked, entities resolved). `None` when it is
+/// not well-formed or not a `<response>`; at most `MAX_READ_FIELDS` fields are kept.
+pub fn read(xml: &str) -> Option<ReadBack> {
+    const MAX_READ_FIELDS: usize = 64;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    reader.config_mut().check_end_names = true;
+    let mut out = ReadBack::default();
+    // The open elements' names, the root first.
+    let mut path: Vec<String> = Vec::new();
+    loop {
+        let event = reader.read_event().ok()?;
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let name: String = e.name().as_ref().to_owned();
+                match path.len() {
+                    0 if name != "response" => return None,
+                    1 if name != "fields" => out.elements.push((name.clone(), String::new())),
+                    2 if path[1] == "fields" && out.fields.len() < MAX_READ_FIELDS => {
+                        let mut field = Field {
+                            name: String::new(),
+                            value: String::new(),
+                        };
+                        for attr in e.attributes() {
+                            let attr = attr.ok()?;
+                            if attr.key.as_ref() == "name" {
+                                field.name = attr
+                                    .normalized_value(quick_xml::XmlVersion::default())
+                                    .ok()?
+                                    .into_owned();
+                            }
+                        }
+                        out.fields.push(field);
+                    }
+                    _ => {}
+                }
+                if matches!(event, Event::Start(_)) {
+                    path.push(name);
+                }
+            }
+            Event::End(_) => {
+                path.pop();
+            }
+            Event::Text(t) => {
+                let text = t.xml10_content();
+                push_text(&mut out, &path, &text);
+            }
+            Event::GeneralRef(r) => {
+                let c = match r.resolve_char_ref().ok()? {
+                    Some(c) => c,
+                    None => match &*r.into_inner() {
+                        "lt" => '<',
+                        "gt" => '>',
+                        "amp" => '&',
+                        "quot" => '"',
+                        "apos" => '\'',
+                        _ => return None,
+                    },
+                };
+                push_text(&mut out, &path, c.encode_utf8(&mut [0; 4]));
+            }
+            Event::CData(c) => {
+                let text = c.into_inner();
+                push_text(&mut out, &path, &text);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (path.is_empty() && !out.elements.is_empty()).then_some(out)
+}
+
+fn push_text(out: &mut ReadBack, path: &[String], text: &str) {
+    match path.len() {
+        2 => {
+            if let Some((_, v)) = out.elements.last_mut() {
+                v.push_str(text);
+            }
+        }
+        3 if path[1] == "fields" => {
+            if let Some(f) = out.fields.last_mut() {
+                f.value.push_str(text);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -78,10 +215,22 @@ fn xml_safe(s: &str) -> String {
     s.chars()
         .take(MAX_ECHO)
         .map(|c| match c {
-            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
+            c if unsafe_in_xml(c) => '\u{FFFD}',
             c => c,
         })
         .collect()
+}
+
+/// Whether `c` cannot travel through XML 1.0 unchanged (controls, which it forbids or
+/// rewrites, and the non-characters U+FFFE/U+FFFF).
+pub fn unsafe_in_xml(c: char) -> bool {
+    c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}'
+}
+
+/// Text with every character [`unsafe_in_xml`] removed, at most `max` characters: the last
+/// guard of every field and comment, whoever built them.
+fn xml_clean(s: &str, max: usize) -> String {
+    s.chars().filter(|&c| !unsafe_in_xml(c)).take(max).collect()
 }
 
 #[cfg(test)]
@@ -147,7 +296,8 @@ mod tests {
                 prv_txn: prv,
                 sum: minor.map(Amount::from_minor),
                 result: code,
-                comment: code.comment(),
+                comment: code.comment().into(),
+                fields: Vec::new(),
             };
             let fields = parse_back(&a.render());
             let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
@@ -169,7 +319,8 @@ mod tests {
             prv_txn: Some(2016),
             sum: Some(Amount::from_minor(1045)),
             result: ResultCode::Ok,
-            comment: "OK",
+            comment: "OK".into(),
+            fields: Vec::new(),
         };
         assert_eq!(
             a.render(),
@@ -192,5 +343,33 @@ mod tests {
         );
         assert!(!xml.contains(&"9".repeat(MAX_ECHO)));
         assert!(xml.contains("<result>300</result>"));
+    }
+
+    #[test]
+    fn renders_display_fields_in_order_escaped() {
+        let a = Answer {
+            fields: vec![
+                Field {
+                    name: "disp1".into(),
+                    value: "Ivanov I.I.".into(),
+                },
+                Field {
+                    name: "disp2".into(),
+                    value: "<b>&\"'\u{1}-120.00".into(),
+                },
+            ],
+            ..Answer::code(ResultCode::Ok, None)
+        };
+        let xml = a.render();
+        assert!(
+            xml.contains(
+                "<fields><field1 name=\"disp1\">Ivanov I.I.</field1>\
+                 <field2 name=\"disp2\">&lt;b&gt;&amp;&quot;&apos;-120.00</field2></fields>"
+            ),
+            "{xml}"
+        );
+        assert!(!xml.contains("osmp_txn_id"));
+        let back = parse_back(&xml);
+        assert!(back.contains(&("field2".into(), "<b>&\"'-120.00".into())));
     }
 }

@@ -1,19 +1,12 @@
-//! The account check against the merchant's backend (`QIWI_CHECK_URL`).
+//! The account check against the merchant's backend (`QIWI_CHECK_URL`): the call. Reading
+//! its answer is [`super::backend::judge`] (pure).
 
 use std::time::Duration;
 
 use url::Url;
 
-/// What the merchant's backend said about an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// 200: the account exists (result 0).
-    Valid,
-    /// Another non-5xx status: no such account (result 5).
-    NotFound,
-    /// 5xx, timeout or no connection: ask QIWI to retry (result 1).
-    Unavailable,
-}
+pub use super::backend::Verdict;
+use super::backend::{MAX_BODY, judge};
 
 /// Calls the check backend with its own timeout; never follows redirects.
 #[derive(Debug, Clone)]
@@ -29,29 +22,49 @@ impl Checker {
         Ok(Checker { client, url })
     }
 
-    /// `GET {url}?account={account}` (appended to any query the URL already has).
+    /// `GET {url}?account={account}` (appended to any query the URL already has); the body
+    /// read is bounded by [`MAX_BODY`] and the whole call by the timeout.
     pub async fn check(&self, account: &str) -> Verdict {
         let mut url = self.url.clone();
         url.query_pairs_mut().append_pair("account", account);
-        match self.client.get(url).send().await {
-            Ok(resp) => {
-                let status = resp.status();
-                if status == reqwest::StatusCode::OK {
-                    Verdict::Valid
-                } else if status.is_server_error() {
-                    tracing::warn!(%status, "check backend failed");
-                    Verdict::Unavailable
-                } else {
-                    Verdict::NotFound
-                }
-            }
+        let mut resp = match self.client.get(url).send().await {
+            Ok(resp) => resp,
             Err(e) => {
                 let timeout = e.is_timeout();
                 // The URL may carry credentials: keep it out of the log.
                 let e = e.without_url();
                 tracing::warn!(error = %e, timeout, "check backend unreachable");
-                Verdict::Unavailable
+                return Verdict::Unavailable;
+            }
+        };
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return judge(status, None, b"");
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = (MAX_BODY + 1).saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() > MAX_BODY {
+                        tracing::warn!(limit = MAX_BODY, "check backend answer too long: cut");
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let e = e.without_url();
+                    tracing::warn!(error = %e, "check backend answer broke off");
+                    return Verdict::Unavailable;
+                }
             }
         }
+        judge(status, content_type.as_deref(), &body)
     }
 }

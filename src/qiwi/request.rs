@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Timelike};
 use percent_encoding::percent_decode;
 use regex::Regex;
 
-use super::{Amount, AmountError, Rejection};
+use super::{Account, Amount, AmountError, Rejection, TxnId};
 
 /// Most extra parameters kept with a transaction; beyond that they are only in the request log.
 const MAX_EXTRAS: usize = 32;
@@ -20,6 +20,29 @@ pub enum Command {
     Check,
     /// Make a payment.
     Pay,
+    /// QIWI's current provider API: validate an account and fetch fields to show the payer,
+    /// without a `txn_id`; answered like `check`, registers nothing (issue 11 point 1).
+    GetInfo,
+}
+
+impl Command {
+    /// The command as QIWI spells it (a bounded label for logs and metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Check => "check",
+            Command::Pay => "pay",
+            Command::GetInfo => "getInfo",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Command> {
+        match s {
+            "check" => Some(Command::Check),
+            "pay" => Some(Command::Pay),
+            "getInfo" => Some(Command::GetInfo),
+            _ => None,
+        }
+    }
 }
 
 /// QIWI's `txn_date`: `YYYYMMDDHHMMSS`, a real date-time, kept as received.
@@ -27,12 +50,19 @@ pub enum Command {
 pub struct TxnDate(String);
 
 impl TxnDate {
-    /// Parses `YYYYMMDDHHMMSS`, rejecting impossible dates (Feb 30, hour 24).
-    pub fn parse(s: &str) -> Option<TxnDate> {
-        (s.len() == 14
+    /// Parses `YYYYMMDDHHMMSS`, rejecting times that do not exist: Feb 30, hour 24, minute 60
+    /// and second 60 (chrono reads `60` as a leap second; QIWI's Moscow time has none).
+    /// Not such a time: the protocol's 300.
+    pub fn parse(s: &str) -> Result<TxnDate, Rejection> {
+        let real = s.len() == 14
             && s.bytes().all(|b| b.is_ascii_digit())
-            && NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S").is_ok())
-        .then(|| TxnDate(s.to_owned()))
+            && NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S")
+                .is_ok_and(|t| t.nanosecond() < 1_000_000_000);
+        if real {
+            Ok(TxnDate(s.to_owned()))
+        } else {
+            Err(Rejection::Malformed("txn_date must be YYYYMMDDHHMMSS"))
+        }
     }
 
     /// As received.
@@ -44,7 +74,7 @@ impl TxnDate {
 /// The limits a request is judged against (from the configuration).
 #[derive(Debug, Clone)]
 pub struct Rules<'a> {
-    /// What a valid account looks like.
+    /// What a valid account looks like (anchored: see [`Account`]).
     pub account_pattern: &'a Regex,
     /// Smallest accepted sum.
     pub min_sum: Amount,
@@ -55,14 +85,15 @@ pub struct Rules<'a> {
 /// A well-formed, valid request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// `check` or `pay`.
+    /// `check`, `pay` or `getInfo`.
     pub command: Command,
-    /// QIWI's transaction id: 1-20 digits, kept as text.
-    pub txn_id: String,
+    /// QIWI's transaction id; `None` only on `getInfo`, which needs none.
+    pub txn_id: Option<TxnId>,
     /// The customer's account.
-    pub account: String,
-    /// The sum.
-    pub sum: Amount,
+    pub account: Account,
+    /// The sum; always set on `pay`. On `check` and `getInfo`, `None` when it was absent or
+    /// zero: "not known yet" (terminals check before cash is in), so no limit applies.
+    pub sum: Option<Amount>,
     /// QIWI's date of the payment (`pay` only).
     pub txn_date: Option<TxnDate>,
     /// Every other parameter (`ccy`, `prv_id`, ...), bounded.
@@ -75,6 +106,8 @@ pub struct Params {
     pairs: Vec<(String, String)>,
     /// Set when some parameter was not valid UTF-8 after percent-decoding.
     invalid_utf8: bool,
+    /// Set when a body came with a content type other than a form.
+    unsupported_body: bool,
 }
 
 /// Decodes `application/x-www-form-urlencoded` text (a query string or a form body).
@@ -112,12 +145,20 @@ impl Params {
     }
 
     /// The `command` parameter when it is one the protocol knows (a bounded metrics label).
-    pub fn command(&self) -> Option<&'static str> {
-        match self.pairs.iter().find(|(k, _)| k == "command")?.1.as_str() {
-            "check" => Some("check"),
-            "pay" => Some("pay"),
-            _ => None,
-        }
+    pub fn command(&self) -> Option<Command> {
+        Command::parse(&self.pairs.iter().find(|(k, _)| k == "command")?.1)
+    }
+
+    /// Marks the request as carrying a body that is not a form: it is answered 300.
+    pub fn refuse_body(&mut self) {
+        self.unsupported_body = true;
+    }
+
+    /// The `txn_id` the request's log row is filed under: the canonical number when it is
+    /// one (so the transaction page finds every request of its payment), else as received.
+    pub fn log_txn_id(&self) -> Option<String> {
+        self.txn_id()
+            .map(|t| super::txn_id::canonical(t).to_owned())
     }
 
     /// The raw `txn_id` for echoing back, even when the request is otherwise invalid.
@@ -131,51 +172,55 @@ impl Params {
     /// Validates the parameters into a [`Request`], or the rejection to answer. Order matters:
     /// structural faults (300) come before business ones (4, 241, 242).
     pub fn parse(&self, rules: &Rules<'_>) -> Result<Request, Rejection> {
+        if self.unsupported_body {
+            return Err(Rejection::Malformed("unsupported content type"));
+        }
         if self.invalid_utf8 {
             return Err(Rejection::Malformed("parameters are not valid UTF-8"));
         }
         let command = match self.one("command")? {
             None | Some("") => return Err(Rejection::Malformed("command is missing")),
-            Some("check") => Command::Check,
-            Some("pay") => Command::Pay,
-            Some(_) => return Err(Rejection::Malformed("unknown command")),
+            Some(c) => Command::parse(c).ok_or(Rejection::Malformed("unknown command"))?,
         };
-        let txn_id = match self.one("txn_id")? {
-            None | Some("") => return Err(Rejection::Malformed("txn_id is missing")),
-            Some(t) if t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit()) => t.to_owned(),
-            Some(_) => return Err(Rejection::Malformed("txn_id must be 1-20 digits")),
+        let txn_id = match (command, self.one("txn_id")?) {
+            (Command::GetInfo, None | Some("")) => None,
+            (_, t) => Some(TxnId::parse(t.unwrap_or(""))?),
         };
-        let account = match self.one("account")? {
-            None | Some("") => return Err(Rejection::Malformed("account is missing")),
-            Some(a) => a,
-        };
-        let sum = match self.one("sum")? {
-            None | Some("") => return Err(Rejection::Malformed("sum is missing")),
-            Some(s) => match Amount::parse(s) {
-                Ok(a) => Some(a),
-                // Judged after the account, as 242 like any sum above the maximum.
-                Err(AmountError::TooLarge) => None,
+        let account = self.one("account")?.unwrap_or("");
+        if account.is_empty() {
+            return Err(Rejection::Malformed("account is missing"));
+        }
+        // Judged after the account: a sum too large to store is 242 like any sum above the
+        // maximum.
+        let sum = match (command, self.one("sum")?) {
+            (Command::Pay, None | Some("")) => {
+                return Err(Rejection::Malformed("sum is missing"));
+            }
+            (_, None | Some("")) => Ok(None),
+            (_, Some(s)) => match Amount::parse(s) {
+                Ok(a) => Ok(Some(a)),
+                Err(AmountError::TooLarge) => Err(Rejection::SumTooLarge),
                 Err(AmountError::Malformed) => {
                     return Err(Rejection::Malformed("sum is malformed"));
                 }
             },
         };
         let txn_date = match (command, self.one("txn_date")?) {
-            (Command::Check, _) => None,
             (Command::Pay, None | Some("")) => {
                 return Err(Rejection::Malformed("txn_date is missing"));
             }
-            (Command::Pay, Some(d)) => Some(
-                TxnDate::parse(d).ok_or(Rejection::Malformed("txn_date must be YYYYMMDDHHMMSS"))?,
-            ),
+            (Command::Pay, Some(d)) => Some(TxnDate::parse(d)?),
+            _ => None,
         };
-        if !rules.account_pattern.is_match(account) {
-            return Err(Rejection::BadAccount);
-        }
-        let sum = match sum {
+        let account = Account::parse(account, rules.account_pattern)?;
+        let sum = match sum? {
+            // check and getInfo: a zero sum is "not known yet" (issue 11 point 4).
+            Some(s) if command != Command::Pay && s.minor() == 0 => None,
             Some(s) if s < rules.min_sum => return Err(Rejection::SumTooSmall),
-            Some(s) if rules.max_sum.is_none_or(|max| s <= max) => s,
-            _ => return Err(Rejection::SumTooLarge),
+            Some(s) if rules.max_sum.is_some_and(|max| s > max) => {
+                return Err(Rejection::SumTooLarge);
+            }
+            other => other,
         };
         let extra = self
             .pairs
@@ -192,7 +237,7 @@ impl Params {
         Ok(Request {
             command,
             txn_id,
-            account: account.to_owned(),
+            account,
             sum,
             txn_date,
             extra,
@@ -217,10 +262,10 @@ fn repeated(name: &'static str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_ACCOUNT_PATTERN;
+    use crate::config::{DEFAULT_ACCOUNT_PATTERN, anchored_pattern};
 
     fn parse_with(q: &str, min: i64, max: Option<i64>) -> Result<Request, Rejection> {
-        let re = Regex::new(DEFAULT_ACCOUNT_PATTERN).unwrap();
+        let re = anchored_pattern(DEFAULT_ACCOUNT_PATTERN).unwrap();
         let rules = Rules {
             account_pattern: &re,
             min_sum: Amount::from_minor(min),
@@ -249,9 +294,9 @@ mod tests {
         assert_eq!(r, Rejection::BadAccount);
         let r = parse("command=pay&txn_id=1234567&account=ab%2Bc%C3%A9&sum=10.45&txn_date=20240229235959&ccy=RUB&prv_id=7").unwrap();
         assert_eq!(r.command, Command::Pay);
-        assert_eq!(r.txn_id, "1234567");
-        assert_eq!(r.account, "ab+cé");
-        assert_eq!(r.sum, Amount::from_minor(1045));
+        assert_eq!(r.txn_id.unwrap().canonical(), "1234567");
+        assert_eq!(r.account.as_str(), "ab+cé");
+        assert_eq!(r.sum, Some(Amount::from_minor(1045)));
         assert_eq!(r.txn_date.unwrap().as_str(), "20240229235959");
         assert_eq!(r.extra.get("ccy").map(String::as_str), Some("RUB"));
         assert_eq!(r.extra.len(), 2);
@@ -283,8 +328,64 @@ mod tests {
             ("command=check&txn_id=1a&account=a&sum=1", 300),
             ("command=check&txn_id=1&sum=1", 300),
             ("command=check&txn_id=1&account=&sum=1", 300),
-            ("command=check&txn_id=1&account=a", 300),
-            ("command=check&txn_id=1&account=a&sum=", 300),
+            // check and getInfo: an absent, empty or zero sum is "not known yet"
+            ("command=check&txn_id=1&account=a", 0),
+            ("command=check&txn_id=1&account=a&sum=", 0),
+            ("command=check&txn_id=0&account=a&sum=0.00", 0),
+            ("command=getInfo&account=a", 0),
+            ("command=getInfo&account=a&sum=0", 0),
+            ("command=getInfo&account=a&sum=10.00&ccy=643&prv_id=1", 0),
+            ("command=getInfo&account=a&sum=1,5", 300),
+            ("command=getInfo&account=a&txn_id=x", 300),
+            ("command=getInfo&sum=1", 300),
+            ("command=getinfo&account=a", 300),
+            ("command=getInfo&account=a%20b", 4),
+            (
+                "command=pay&txn_id=1&account=a&sum=0&txn_date=20240101120000",
+                241,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&txn_date=20240101120000",
+                300,
+            ),
+            // second 60 and its relatives never exist
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20261130101560",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20261231235960",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20261130106000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20261130101599",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20230229120000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20261301120000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20261100120000",
+                300,
+            ),
+            (
+                "command=pay&txn_id=1&account=a&sum=1&txn_date=20261130235959",
+                0,
+            ),
+            (
+                "command=pay&txn_id=000881401&account=a&sum=1&txn_date=20261130235959",
+                0,
+            ),
+            ("command=check&txn_id=1&account=a&sum=", 0),
             ("command=check&txn_id=1&account=a&sum=1,5", 300),
             ("command=check&txn_id=1&account=a&sum=-1", 300),
             ("command=check&txn_id=1&account=a&sum=%2B1", 300),
@@ -295,8 +396,9 @@ mod tests {
                 "command=check&txn_id=1&account=a&sum=100000000000000000000",
                 242,
             ),
-            ("command=check&txn_id=1&account=a&sum=0", 241),
-            ("command=check&txn_id=1&account=a&sum=0.00", 241),
+            ("command=check&txn_id=1&account=a&sum=0", 0),
+            ("command=check&txn_id=1&account=a&sum=0.00", 0),
+            ("command=check&txn_id=1&account=a&sum=0.001", 300),
             ("command=check&txn_id=1&account=a%20b&sum=1", 4),
             ("command=check&txn_id=1&account=a%01b&sum=1", 4),
             ("command=check&txn_id=1&account=a%FFb&sum=1", 300),
@@ -369,8 +471,11 @@ mod tests {
         #[test]
         fn parsing_never_panics(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             if let Ok(r) = parse_bytes(&raw) {
-                proptest::prop_assert!(!r.txn_id.is_empty() && r.txn_id.len() <= 20);
-                proptest::prop_assert!(r.sum >= Amount::from_minor(1));
+                if let Some(t) = &r.txn_id {
+                    proptest::prop_assert!(!t.canonical().is_empty() && t.received().len() <= 20);
+                }
+                proptest::prop_assert!(r.sum.is_none_or(|s| s >= Amount::from_minor(1)));
+                proptest::prop_assert!(r.command != Command::Pay || r.sum.is_some());
             }
         }
 
@@ -387,14 +492,15 @@ mod tests {
                 percent_encoding::utf8_percent_encode(&account, percent_encoding::NON_ALPHANUMERIC)
             );
             let r = parse(&q).unwrap();
-            proptest::prop_assert_eq!(r.txn_id, txn);
-            proptest::prop_assert_eq!(r.account, account);
-            proptest::prop_assert_eq!(r.sum.minor(), minor);
+            let txn_id = r.txn_id.unwrap();
+            proptest::prop_assert_eq!(txn_id.received(), txn.as_str());
+            proptest::prop_assert_eq!(r.account.as_str(), account.as_str());
+            proptest::prop_assert_eq!(r.sum.map(Amount::minor), Some(minor));
         }
     }
 
     fn parse_bytes(raw: &[u8]) -> Result<Request, Rejection> {
-        let re = Regex::new(DEFAULT_ACCOUNT_PATTERN).unwrap();
+        let re = anchored_pattern(DEFAULT_ACCOUNT_PATTERN).unwrap();
         let rules = Rules {
             account_pattern: &re,
             min_sum: Amount::from_minor(1),

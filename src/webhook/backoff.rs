@@ -121,10 +121,11 @@ fn parse_imf_fixdate(value: &str) -> Option<i64> {
     let year = digits(&b[12..16])?;
     let hour = digits(&b[17..19])?;
     let minute = digits(&b[20..22])?;
-    // 60 allows a leap second, which RFC 9110 permits.
+    // Second 60 is refused like every time that does not exist (issue 11 point 7): no leap
+    // second has been inserted since 2016 and none will be; the computed backoff then applies.
     let second = digits(&b[23..25])?;
 
-    if day == 0 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
+    if day == 0 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
 
@@ -430,10 +431,12 @@ mod tests {
     }
 
     #[test]
-    fn leap_second_is_accepted() {
+    fn second_60_is_refused() {
+        assert_eq!(parse_imf_fixdate("Sat, 31 Dec 2016 23:59:60 GMT"), None);
+        assert_eq!(parse_retry_after("Sat, 31 Dec 2016 23:59:60 GMT", 0), None);
         assert_eq!(
-            parse_imf_fixdate("Sat, 31 Dec 2016 23:59:60 GMT"),
-            Some(1_483_228_800)
+            parse_imf_fixdate("Sat, 31 Dec 2016 23:59:59 GMT"),
+            Some(1_483_228_799)
         );
     }
 

@@ -21,6 +21,7 @@ pub struct Deliverer {
     url: Url,
     signer: Option<Signer>,
     timeout: Duration,
+    success: Vec<u16>,
 }
 
 /// How one attempt ended, before the retry policy judges it.
@@ -28,7 +29,7 @@ pub struct Deliverer {
 pub struct Sent {
     /// The HTTP status, when an answer came.
     pub http_status: Option<u16>,
-    /// `None` when the backend acknowledged (200 or 201).
+    /// `None` when the backend acknowledged (200 or 201, or a `webhook_success_statuses` entry).
     pub failure: Option<Failure>,
     /// The answer's `Retry-After` header, as sent.
     pub retry_after: Option<String>,
@@ -42,7 +43,8 @@ pub struct Sent {
 /// history and `last_error` store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// An answer other than 200 or 201 (redirects are not followed).
+    /// An answer other than a success status (200 or 201 unless configured; redirects are
+    /// not followed).
     Status(u16),
     /// No complete answer within the timeout.
     Timeout(Duration),
@@ -102,7 +104,16 @@ impl Deliverer {
             url,
             signer,
             timeout,
+            success: vec![200, 201],
         })
+    }
+
+    /// Counts `statuses` (`webhook_success_statuses`) as delivered instead of 200 and 201.
+    pub fn with_success_statuses(mut self, statuses: Vec<u16>) -> Deliverer {
+        if !statuses.is_empty() {
+            self.success = statuses;
+        }
+        self
     }
 
     /// POSTs `due` once, signed with `timestamp` (Unix seconds) when a secret is configured.
@@ -125,7 +136,16 @@ impl Deliverer {
         let (http_status, failure, retry_after, body) = match sent {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let failure = (!matches!(status, 200 | 201)).then_some(Failure::Status(status));
+                let success = self.success.contains(&status);
+                if !success && (200..300).contains(&status) {
+                    tracing::warn!(
+                        status,
+                        "the webhook receiver answered {status}, which is not counted as \
+                         delivered; if it means success, add it to webhook_success_statuses \
+                         (env WEBHOOK_SUCCESS_STATUSES, e.g. \"200,201,{status}\")"
+                    );
+                }
+                let failure = (!success).then_some(Failure::Status(status));
                 let retry_after = resp
                     .headers()
                     .get(RETRY_AFTER)
@@ -169,8 +189,11 @@ pub fn message_id(code: &str) -> String {
     format!("qiwi_{code}")
 }
 
-/// The JSON body, byte for byte:
-/// `{"id":"123","account":"...","code":"...","sum":45.0,"created_at":"YYYY-MM-DD HH:MM:SS"}`.
+/// The JSON body, byte for byte: the original product's fields, unchanged and first,
+/// `{"id":"123","account":"...","code":"...","sum":45.0,"created_at":"YYYY-MM-DD HH:MM:SS",`
+/// then the added ones (issue 11 point 10): `"amount":"45.00"` (the exact sum as a decimal
+/// string), `"txn_date":"YYYYMMDDHHMMSS"` (as QIWI sent it) and `"extra":{...}` (the other
+/// request parameters; `{}` should the stored text not be a JSON object).
 pub fn payload(d: &Due) -> String {
     let body = original_payload(d);
     if !d.test {
@@ -185,13 +208,20 @@ pub fn payload(d: &Due) -> String {
 
 fn original_payload(d: &Due) -> String {
     let text = |s: &str| serde_json::Value::from(s).to_string();
+    let extra = match serde_json::from_str::<serde_json::Value>(&d.extra) {
+        Ok(v @ serde_json::Value::Object(_)) => v.to_string(),
+        _ => "{}".to_owned(),
+    };
     format!(
-        r#"{{"id":"{}","account":{},"code":{},"sum":{},"created_at":{}}}"#,
+        r#"{{"id":"{}","account":{},"code":{},"sum":{},"created_at":{},"amount":"{}","txn_date":{},"extra":{}}}"#,
         d.id,
         text(&d.account),
         text(&d.code),
         sum_json(d.sum_minor),
-        text(&d.created_at)
+        text(&d.created_at),
+        crate::qiwi::Amount::from_minor(d.sum_minor),
+        text(&d.txn_date),
+        extra
     )
 }
 
@@ -274,6 +304,8 @@ mod tests {
             code: "563456456745".into(),
             sum_minor,
             created_at: "2022-02-10 12:00:00".into(),
+            txn_date: "20220210150000".into(),
+            extra: r#"{"ccy":"RUB","prv_id":"7"}"#.into(),
             attempts: 0,
             due_ms: 0,
             test: false,
@@ -284,7 +316,14 @@ mod tests {
     fn payload_is_the_original_products_shape() {
         assert_eq!(
             payload(&due("123456", 4500)),
-            r#"{"id":"123","account":"123456","code":"563456456745","sum":45.0,"created_at":"2022-02-10 12:00:00"}"#
+            r#"{"id":"123","account":"123456","code":"563456456745","sum":45.0,"created_at":"2022-02-10 12:00:00","amount":"45.00","txn_date":"20220210150000","extra":{"ccy":"RUB","prv_id":"7"}}"#
+        );
+        let mut broken = due("1", 5);
+        broken.extra = "not json".into();
+        let v: serde_json::Value = serde_json::from_str(&payload(&broken)).unwrap();
+        assert_eq!(
+            (v["amount"].as_str(), v["extra"].to_string().as_str()),
+            (Some("0.05"), "{}")
         );
     }
 

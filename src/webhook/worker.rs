@@ -51,6 +51,8 @@ pub struct Settings {
     /// (`timings.webhook_idle_rescan`, 10 s). It picks up what no notification announces: a
     /// resend made by another process (the CLI), rows skipped while the clock jumped back.
     pub idle_rescan: Duration,
+    /// Statuses that count as delivered (`webhook_success_statuses`; 200 and 201 by default).
+    pub success_statuses: Vec<u16>,
 }
 
 impl Settings {
@@ -67,6 +69,7 @@ impl Settings {
             max_attempts: config.webhook_max_attempts,
             concurrency: config.webhook_concurrency.max(1),
             idle_rescan: config.timings.webhook_idle_rescan,
+            success_statuses: config.webhook_success_statuses.clone(),
         })
     }
 }
@@ -184,6 +187,7 @@ impl Worker {
             .map(|s| Signer::new(&s.0))
             .transpose()?;
         let deliverer = Deliverer::new(settings.url, signer, settings.timeout)
+            .map(|d| d.with_success_statuses(settings.success_statuses))
             .map_err(|e| WebhookError::Client(e.without_url()))?;
         Ok(Worker {
             inner: Arc::new(Inner {
@@ -482,6 +486,8 @@ mod tests {
             code: "1".into(),
             sum_minor: 100,
             created_at: "2024-01-01 00:00:00".into(),
+            txn_date: "20240101000000".into(),
+            extra: "{}".into(),
             attempts,
             due_ms: 0,
             test: false,

@@ -13,5 +13,6 @@ mod log;
 mod ops;
 mod payment;
 mod reconcile;
+mod protocol;
 mod routes;
 mod webhook;

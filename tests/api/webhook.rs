@@ -525,14 +525,14 @@ async fn payload_and_headers_are_exactly_as_specified() {
     let mut hits = receiver.hits();
     hits.sort_by_key(|hit| hit.body.len());
     let (whole, cents) = (&hits[0], &hits[1]);
-    let expected = |id: i64, code: &str, sum: &str| {
+    let expected = |id: i64, code: &str, sum: &str, amount: &str| {
         format!(
-            r#"{{"id":"{id}","account":"79001234567","code":"{code}","sum":{sum},"created_at":"{}"}}"#,
+            r#"{{"id":"{id}","account":"79001234567","code":"{code}","sum":{sum},"created_at":"{}","amount":"{amount}","txn_date":"20240101120000","extra":{{}}}}"#,
             row(&h.app, id).created_at
         )
     };
-    assert_eq!(whole.body, expected(2, "77", "45.0"));
-    assert_eq!(cents.body, expected(1, "563456456745", "10.45"));
+    assert_eq!(whole.body, expected(2, "77", "45.0", "45.00"));
+    assert_eq!(cents.body, expected(1, "563456456745", "10.45", "10.45"));
     // created_at is UTC YYYY-MM-DD HH:MM:SS.
     let created = row(&h.app, 1).created_at;
     chrono::NaiveDateTime::parse_from_str(&created, "%Y-%m-%d %H:%M:%S").unwrap();
@@ -929,4 +929,32 @@ async fn an_attempt_in_flight_at_a_crash_is_sent_again_after_restart() {
         count("SELECT COUNT(*) FROM qiwi_webhook_attempt WHERE http_status = 200"),
         1
     );
+}
+
+#[tokio::test]
+async fn a_204_is_retried_by_default_and_delivered_when_listed() {
+    let (receiver, base) = Receiver::spawn().await;
+    let strict = harness(&format!("{base}/status/204"), |_| {}).await;
+    strict.pay("1", "10").await;
+    assert_eq!(strict.run_due().await, 1);
+    assert_eq!(row(&strict.app, 1).status, 0);
+    let lenient = harness(&format!("{base}/status/204"), |c| {
+        c.webhook_success_statuses = vec![200, 201, 204];
+    })
+    .await;
+    lenient
+        .app
+        .query(
+            "command=pay&txn_id=0042&account=a&sum=10.05&txn_date=20240101120000&ccy=643&prv_id=7",
+        )
+        .await;
+    assert_eq!(lenient.run_due().await, 1);
+    assert_eq!(row(&lenient.app, 1).status, 1);
+    let last = receiver.hits().pop().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(v["code"], "42");
+    assert_eq!(v["amount"], "10.05");
+    assert_eq!(v["sum"], 10.05);
+    assert_eq!(v["txn_date"], "20240101120000");
+    assert_eq!(v["extra"], serde_json::json!({"ccy": "643", "prv_id": "7"}));
 }
