@@ -72,6 +72,8 @@ pub struct RawConfig {
     shutdown_timeout_secs: u64,
     tls_cert_file: Option<Text>,
     tls_key_file: Option<Text>,
+    display_timezone: Text,
+    display_locale: Text,
 }
 
 impl Default for RawConfig {
@@ -107,6 +109,8 @@ impl Default for RawConfig {
             shutdown_timeout_secs: 8,
             tls_cert_file: None,
             tls_key_file: None,
+            display_timezone: "UTC".into(),
+            display_locale: "en".into(),
         }
     }
 }
@@ -143,6 +147,8 @@ pub const KEYS: &[&str] = &[
     "shutdown_timeout_secs",
     "tls_cert_file",
     "tls_key_file",
+    "display_timezone",
+    "display_locale",
 ];
 
 /// The keys whose values are secrets: masked wherever the configuration is printed.
@@ -233,6 +239,20 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Intervals of background work (not configuration keys: tests shorten them).
     pub timings: Timings,
+    /// The time zone the admin UI shows and reads times in (IANA name; storage stays UTC).
+    pub display_timezone: chrono_tz::Tz,
+    /// How the admin UI and its CSV write amounts.
+    pub display_locale: DisplayLocale,
+}
+
+/// How amounts are written for people: `en` `311,192.27 RUB`, `ru` `311 192,27 ₽`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DisplayLocale {
+    /// English (the default).
+    #[default]
+    En,
+    /// Russian.
+    Ru,
 }
 
 /// How log lines are written to stdout.
@@ -501,7 +521,33 @@ impl RawConfig {
             .then(|| days.checked_mul(86_400).map(Duration::from_secs))
             .map(|d| d.ok_or_else(|| invalid("log_retention_days", "is too large".into())))
             .transpose()?;
+        let display_timezone = self
+            .display_timezone
+            .0
+            .trim()
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                invalid(
+                    "display_timezone",
+                    format!(
+                        "{:?} is not an IANA time zone name such as UTC or Europe/Moscow",
+                        self.display_timezone.0
+                    ),
+                )
+            })?;
+        let display_locale = match self.display_locale.0.trim().to_ascii_lowercase().as_str() {
+            "en" | "en-us" | "en-gb" | "en_us" | "en_gb" => DisplayLocale::En,
+            "ru" | "ru-ru" | "ru_ru" => DisplayLocale::Ru,
+            other => {
+                return Err(invalid(
+                    "display_locale",
+                    format!("{other:?} is not one of: en, ru"),
+                ));
+            }
+        };
         Ok(Config {
+            display_timezone,
+            display_locale,
             qiwi_allowed_ips: self
                 .qiwi_allowed_ips
                 .parse()
@@ -636,6 +682,34 @@ impl<'de> Deserialize<'de> for Text {
 mod tests {
     use super::*;
     use figment::Jail;
+
+    #[test]
+    fn display_settings_are_iana_zones_and_known_locales() {
+        let raw = RawConfig {
+            display_timezone: "Europe/Moscow".into(),
+            display_locale: "RU".into(),
+            ..RawConfig::default()
+        };
+        let c = raw.validate().unwrap();
+        assert_eq!(c.display_timezone, chrono_tz::Europe::Moscow);
+        assert_eq!(c.display_locale, DisplayLocale::Ru);
+        let e = RawConfig {
+            display_timezone: "Europe/Moskva".into(),
+            ..RawConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("display_timezone") && e.contains("IANA"), "{e}");
+        let e = RawConfig {
+            display_locale: "de".into(),
+            ..RawConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("display_locale"), "{e}");
+    }
 
     #[test]
     fn the_example_file_loads_and_documents_every_key() {
