@@ -151,7 +151,10 @@ impl Admin {
 
 /// The ids in the first column of a list page, in order.
 fn listed_ids(html: &str, path: &str) -> Vec<i64> {
-    let re = Regex::new(&format!(r#"<td><a href="{path}/(\d+)">\d+</a></td>"#)).unwrap();
+    let re = Regex::new(&format!(
+        r#"<td(?: class="c-id")?><a href="{path}/(\d+)">\d+</a></td>"#
+    ))
+    .unwrap();
     re.captures_iter(html)
         .map(|c| c[1].parse().unwrap())
         .collect()
