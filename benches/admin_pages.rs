@@ -325,6 +325,16 @@ fn main() {
                 "transaction detail",
                 format!("/admin/transactions/{}", mid + 1),
             ),
+            (
+                "transactions: account prefix, wide (7900)",
+                "/admin/transactions?account=7900".into(),
+            ),
+            (
+                "transactions: account prefix, narrow",
+                format!("/admin/transactions?account={}", &some_account[..9]),
+            ),
+            ("audit", "/admin/audit".into()),
+            ("log: result=0", "/admin/log?result=0".into()),
             ("log: first page", "/admin/log".into()),
             ("log: deep page", format!("/admin/log?after={deep_txn}")),
             ("log: method=POST", "/admin/log?method=POST".into()),

@@ -96,6 +96,8 @@ pub struct RawConfig {
     http_max_connections: usize,
     reconcile_columns: Option<Text>,
     reconcile_max_upload_mib: u64,
+    display_timezone: Text,
+    display_locale: Text,
 }
 
 impl Default for RawConfig {
@@ -142,6 +144,8 @@ impl Default for RawConfig {
             http_max_connections: 1024,
             reconcile_columns: None,
             reconcile_max_upload_mib: 20,
+            display_timezone: "UTC".into(),
+            display_locale: "en".into(),
         }
     }
 }
@@ -184,6 +188,8 @@ pub const KEYS: &[&str] = &[
     "http_max_connections",
     "reconcile_columns",
     "reconcile_max_upload_mib",
+    "display_timezone",
+    "display_locale",
 ];
 
 /// The keys whose values are secrets: masked wherever the configuration is printed.
@@ -289,6 +295,10 @@ pub struct Config {
     pub http_request_timeout: Duration,
     /// Connections served at once; more wait in the kernel's listen queue.
     pub http_max_connections: usize,
+    /// The time zone the admin UI shows and reads times in (IANA name; storage stays UTC).
+    pub display_timezone: chrono_tz::Tz,
+    /// How the admin UI and its CSV write amounts.
+    pub display_locale: DisplayLocale,
 }
 
 impl fmt::Debug for Config {
@@ -325,8 +335,20 @@ impl fmt::Debug for Config {
             .field("db_checkpoint", &self.db_checkpoint)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("tls", &self.tls)
+            .field("display_timezone", &self.display_timezone)
+            .field("display_locale", &self.display_locale)
             .finish_non_exhaustive()
     }
+}
+
+/// How amounts are written for people: `en` `311,192.27 RUB`, `ru` `311 192,27 ₽`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DisplayLocale {
+    /// English (the default).
+    #[default]
+    En,
+    /// Russian.
+    Ru,
 }
 
 /// How log lines are written to stdout.
@@ -743,9 +765,35 @@ impl RawConfig {
                     "must be between 1 and 4096".into(),
                 )
             })?;
+        let display_timezone = self
+            .display_timezone
+            .0
+            .trim()
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                invalid(
+                    "display_timezone",
+                    format!(
+                        "{:?} is not an IANA time zone name such as UTC or Europe/Moscow",
+                        self.display_timezone.0
+                    ),
+                )
+            })?;
+        let display_locale = match self.display_locale.0.trim().to_ascii_lowercase().as_str() {
+            "en" | "en-us" | "en-gb" | "en_us" | "en_gb" => DisplayLocale::En,
+            "ru" | "ru-ru" | "ru_ru" => DisplayLocale::Ru,
+            other => {
+                return Err(invalid(
+                    "display_locale",
+                    format!("{other:?} is not one of: en, ru"),
+                ));
+            }
+        };
         Ok(Config {
             reconcile_columns,
             reconcile_max_upload,
+            display_timezone,
+            display_locale,
             qiwi_allowed_ips: self
                 .qiwi_allowed_ips
                 .parse()
@@ -947,6 +995,34 @@ impl<'de> Deserialize<'de> for Text {
 mod tests {
     use super::*;
     use figment::Jail;
+
+    #[test]
+    fn display_settings_are_iana_zones_and_known_locales() {
+        let raw = RawConfig {
+            display_timezone: "Europe/Moscow".into(),
+            display_locale: "RU".into(),
+            ..RawConfig::default()
+        };
+        let c = raw.validate().unwrap();
+        assert_eq!(c.display_timezone, chrono_tz::Europe::Moscow);
+        assert_eq!(c.display_locale, DisplayLocale::Ru);
+        let e = RawConfig {
+            display_timezone: "Europe/Moskva".into(),
+            ..RawConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("display_timezone") && e.contains("IANA"), "{e}");
+        let e = RawConfig {
+            display_locale: "de".into(),
+            ..RawConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("display_locale"), "{e}");
+    }
 
     #[test]
     fn the_example_file_loads_and_documents_every_key() {

@@ -283,6 +283,8 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
         c.webhook_url = Some(format!("{backend}/hook").parse().unwrap());
         // No retry of the refused deliveries while the test looks: only the resend.
         c.webhook_initial_delay = Duration::from_secs(600);
+        // A Moscow merchant: every time on the pages is Moscow time, and labelled so.
+        c.display_timezone = "Europe/Moscow".parse().unwrap();
     })
     .await;
     seed(&app).await;
@@ -345,6 +347,11 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
     assert_eq!(text_of(&c, "h1").await, "Dashboard");
     let body = text_of(&c, "main").await;
     assert!(body.contains("Failing deliveries"), "{body}");
+    // Open /payment and /metrics are warned about on the page itself.
+    let warnings = text_of(&c, "#warnings").await;
+    assert!(warnings.contains("/payment is open"), "{warnings}");
+    assert!(warnings.contains("/metrics is open"), "{warnings}");
+    assert!(body.contains("Europe/Moscow"), "{body}");
     shot(&c, "dashboard").await;
 
     // Filter: one account, which the backend refuses.
@@ -378,8 +385,49 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
             "{text}"
         );
     }
+    // Count and total of the filtered set; times in Moscow.
+    let totals = text_of(&c, "#totals").await;
+    assert!(totals.contains("4 payment(s) match"), "{totals}");
+    // (Headers are upper-cased by the stylesheet.)
+    assert!(
+        text_of(&c, "table.list thead")
+            .await
+            .to_lowercase()
+            .contains("europe/moscow")
+    );
     shot(&c, "transactions-filtered").await;
-    shot_at(&c, "transactions-phone", 420).await;
+    // On a 390 px phone the sum and the state stay on screen.
+    c.set_window_size(390, 900).await.unwrap();
+    let badge = c
+        .find(Locator::Css("table.list tbody tr .badge"))
+        .await
+        .unwrap();
+    let (x, _, w, _) = badge.rectangle().await.unwrap();
+    let (wx, _, ww, _) = c
+        .find(Locator::Css(".table-wrap"))
+        .await
+        .unwrap()
+        .rectangle()
+        .await
+        .unwrap();
+    assert!(
+        x + w <= wx + ww,
+        "state badge at {x}+{w}, the list ends at {wx}+{ww}"
+    );
+    c.set_window_size(1280, 900).await.unwrap();
+    shot_at(&c, "transactions-phone", 390).await;
+
+    // Account prefix search.
+    c.goto(&format!("{base}/admin/transactions?account=7999555"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.find_all(Locator::Css("table.list tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
 
     // Open the newest of them and resend its webhook.
     c.find(Locator::Css("table.list tbody tr td a"))
@@ -434,6 +482,66 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
     let newest = text_of(&c, "#attempts tbody tr").await;
     assert!(newest.contains("503"), "{newest}");
     shot(&c, "transaction").await;
+
+    // Resend every undelivered one from the list: the notice shows once, the rows say
+    // queued (or already failing again), and a reload drops the notice.
+    c.goto(&format!("{base}/admin/transactions")).await.unwrap();
+    c.find(Locator::Css(
+        "form[action='/admin/transactions/resend-undelivered'] button",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_url(&c, "resend all", |u| u.query() == Some("state=undelivered")).await;
+    assert!(
+        text_of(&c, "[role=status]")
+            .await
+            .contains("queued for delivery now")
+    );
+    c.refresh().await.unwrap();
+    assert!(
+        !text_of(&c, "main")
+            .await
+            .contains("queued for delivery now")
+    );
+
+    // The audit page lists both resends, by whom and from where.
+    c.find(Locator::LinkText("Audit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&c, "audit", |u| u.path() == "/admin/audit").await;
+    let audit = text_of(&c, "#audit").await;
+    assert!(
+        audit.contains("resend-all") && audit.contains("resend"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("admin") && audit.contains("127.0.0.1"),
+        "{audit}"
+    );
+    shot(&c, "audit").await;
+
+    // The request log's result filter: the one malformed request got result 300.
+    c.goto(&format!("{base}/admin/log")).await.unwrap();
+    let form = c.form(Locator::Css("form.filters")).await.unwrap();
+    form.set_by_name("result", "300").await.unwrap();
+    form.submit().await.unwrap();
+    wait_url(&c, "result filter", |u| {
+        u.query().unwrap_or("").contains("result=300")
+    })
+    .await;
+    assert_eq!(
+        c.find_all(Locator::Css("table.list tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // The request log, and one request with its headers, body and answer.
     c.find(Locator::LinkText("Request log"))
@@ -506,6 +614,16 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
             .unwrap()
             .path()
             .ends_with("/admin/login")
+    );
+    assert!(
+        text_of(&c, "#logged-out")
+            .await
+            .contains("You are logged out.")
+    );
+    assert!(
+        text_of(&c, "#recover")
+            .await
+            .contains("qiwi-gateway admin set-password")
     );
     c.goto(&format!("{base}/admin")).await.unwrap();
     assert!(

@@ -47,6 +47,8 @@ pub struct AdminState {
     credentials: Arc<OnceCell<Credentials>>,
     /// Failed logins per address.
     pub limiter: Arc<LoginLimiter>,
+    /// Slots of running CSV exports.
+    pub exports: super::transactions::ExportSlots,
 }
 
 /// The one admin account: its user name and the argon2 hash of its password.
@@ -494,6 +496,7 @@ pub struct LoginPage {
     layout: Layout,
     next: String,
     error: Option<&'static str>,
+    info: Option<&'static str>,
 }
 
 impl LoginPage {
@@ -504,11 +507,23 @@ impl LoginPage {
         next: String,
         error: Option<&'static str>,
     ) -> Response {
+        LoginPage::respond_info(state, status, next, error, None)
+    }
+
+    /// [`LoginPage::respond`] with a message that is not an error (e.g. "logged out").
+    fn respond_info(
+        state: &AppState,
+        status: StatusCode,
+        next: String,
+        error: Option<&'static str>,
+        info: Option<&'static str>,
+    ) -> Response {
         let token = random_token();
         let page = LoginPage {
             layout: Layout::anonymous("Log in", token.clone()),
             next,
             error,
+            info,
         };
         let mut resp = render(status, &page);
         resp.headers_mut().append(
@@ -527,7 +542,17 @@ pub async fn login_get(
     let next = query
         .as_deref()
         .and_then(|q| form_field(q.as_bytes(), "next"));
-    LoginPage::respond(&state, StatusCode::OK, safe_next(next.as_deref()), None)
+    let logged_out = query
+        .as_deref()
+        .and_then(|q| form_field(q.as_bytes(), "logged_out"))
+        .is_some();
+    LoginPage::respond_info(
+        &state,
+        StatusCode::OK,
+        safe_next(next.as_deref()),
+        None,
+        logged_out.then_some("You are logged out."),
+    )
 }
 
 /// `POST /admin/login`: checks the limit, the form token, then the credentials.
@@ -657,7 +682,7 @@ pub async fn logout(
     {
         return AdminError::from(e).into_response();
     }
-    let mut resp = Redirect::to("/admin/login").into_response();
+    let mut resp = Redirect::to("/admin/login?logged_out=1").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, SESSION_COOKIE, "", Some(Duration::ZERO)),

@@ -257,7 +257,7 @@ fn busiest(buckets: &[Bucket]) -> Option<&Bucket> {
 /// The five charts of the dashboard, from `data` and the backlog now.
 pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
     let mut out = Vec::new();
-    let money = view::money;
+    let money = |minor: i64| view::money(i128::from(minor));
 
     // Payments per hour, with their sum.
     let h = &data.hours;
@@ -289,7 +289,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
             name: "sum",
             stroke: AMBER,
             values: &sums,
-            fmt: view::money,
+            fmt: |minor| view::money(i128::from(minor)),
         }),
         |i, k| hour_label(i, k, last),
         |i| {
@@ -333,7 +333,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
             name: "sum",
             stroke: AMBER,
             values: &sums,
-            fmt: view::money,
+            fmt: |minor| view::money(i128::from(minor)),
         }),
         |i, k| {
             (i % 10 == 0 || i == last).then(|| {

@@ -4,19 +4,29 @@ use askama::Template;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{TimeDelta, Utc};
+use chrono::{Days, NaiveTime, Utc};
 
 use super::auth::Session;
-use super::view::{self, Badge};
+use super::transactions::BadgeCtx;
+use super::view::{self, Badge, Fmt};
 use super::{AdminError, Layout, render};
 use crate::app::AppState;
-use crate::db::{self, admin as q};
+use crate::db::admin as q;
 
 /// One period's payments.
 struct PeriodView {
     label: &'static str,
-    count: i64,
+    since: String,
+    count: String,
     sum: String,
+}
+
+/// Something the operator should fix, shown above everything else.
+struct Warning {
+    /// A stable name (tests and CSS find it by this).
+    id: &'static str,
+    /// What is wrong and what to do.
+    text: String,
 }
 
 /// A failing delivery.
@@ -48,8 +58,66 @@ pub struct DashboardPage {
     last_request_age: String,
     webhook_url: Option<String>,
     check_url: Option<String>,
-    payments_enabled: bool,
     charts: Vec<super::charts::Chart>,
+    warnings: Vec<Warning>,
+}
+
+/// The configuration and delivery problems worth a warning on the dashboard.
+fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
+    let c = &state.config;
+    let mut w = Vec::new();
+    if c.http_auth.is_none() {
+        w.push(Warning {
+            id: "payment-open",
+            text: if c.qiwi_allowed_ips.is_empty() {
+                "/payment is open: no HTTP Basic auth and no IP allow-list, so anyone who finds \
+                 the address can send payments. Set HTTP_AUTH_USERNAME and HTTP_AUTH_PASSWORD \
+                 (and QIWI_ALLOWED_IPS)."
+                    .to_owned()
+            } else {
+                "/payment has no HTTP Basic auth (only the IP allow-list guards it). Set \
+                 HTTP_AUTH_USERNAME and HTTP_AUTH_PASSWORD."
+                    .to_owned()
+            },
+        });
+    }
+    if c.metrics_token.is_none() {
+        w.push(Warning {
+            id: "metrics-open",
+            text: "/metrics is open to anyone: set METRICS_TOKEN to require a bearer token."
+                .to_owned(),
+        });
+    }
+    if !c.payments_enabled {
+        w.push(Warning {
+            id: "payments-off",
+            text: "Payments are switched off (PAYMENTS_ENABLED=false): new payments are \
+                   refused with result 7."
+                .to_owned(),
+        });
+    }
+    if c.webhook_url.is_none() {
+        w.push(Warning {
+            id: "no-webhook",
+            text: format!(
+                "No webhook URL is configured (QIWI_WEBHOOK_URL): payments are stored but not \
+                 forwarded; {} wait.",
+                d.pending
+            ),
+        });
+    }
+    if let Some((status, at)) = &d.unaccepted_2xx {
+        w.push(Warning {
+            id: "unaccepted-2xx",
+            text: format!(
+                "Your backend answered HTTP {status} to a webhook ({} {}): only 200 and 201 \
+                 count as delivered, so it is retried. Answer 200 or 201.",
+                Fmt::new(c).time(at),
+                Fmt::new(c).zone()
+            ),
+        });
+    }
+    w
 }
 
 /// `GET /admin`.
@@ -63,36 +131,41 @@ pub async fn get(
     }
 }
 
+/// The first local days of the periods: today, the last 7 and the last 30 days (today
+/// included), as days of the display zone.
+fn period_days(zone: &Fmt, now: chrono::DateTime<Utc>) -> [chrono::NaiveDate; 3] {
+    let today = now.with_timezone(&zone.tz).date_naive();
+    let back = |n| today.checked_sub_days(Days::new(n)).unwrap_or(today);
+    [today, back(6), back(29)]
+}
+
 async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, AdminError> {
     let now = Utc::now();
-    let today = now
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or(now.naive_utc());
-    let since = [
-        today.format("%Y-%m-%d %H:%M:%S").to_string(),
-        db::format_time(now - TimeDelta::days(7)),
-        db::format_time(now - TimeDelta::days(30)),
-    ];
+    let zone = Fmt::new(&state.config);
+    let days = period_days(&zone, now);
+    let since = days.map(|d| zone.utc_of(d.and_time(NaiveTime::MIN)));
     let d = state
         .db
-        .read(move |c| q::dashboard(c, [&since[0], &since[1], &since[2]]))
+        .read_bulk(move |c| q::dashboard(c, [&since[0], &since[1], &since[2]]))
         .await?;
     let chart_data = state
         .db
-        .read(move |c| db::charts::chart_data(c, now))
+        .read(move |c| crate::db::charts::chart_data(c, now))
         .await?;
     let charts = super::charts::dashboard_charts(&chart_data, d.pending);
-    let labels = ["Today (UTC)", "Last 7 days", "Last 30 days"];
+    let labels = ["Today", "Last 7 days", "Last 30 days"];
     let periods = labels
         .into_iter()
         .zip(d.totals)
-        .map(|(label, t)| PeriodView {
+        .zip(days)
+        .map(|((label, t), day)| PeriodView {
             label,
-            count: t.count,
-            sum: view::money(t.sum_minor),
+            since: day.format("%Y-%m-%d").to_string(),
+            count: zone.count(t.count),
+            sum: zone.money(t.sum_minor),
         })
         .collect();
+    let ctx = BadgeCtx::new(state);
     let naive_now = now.naive_utc();
     let age = |t: &Option<String>| {
         t.as_deref()
@@ -100,33 +173,55 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
             .unwrap_or_default()
     };
     Ok(DashboardPage {
-        layout: Layout::new("Dashboard", session, "dashboard"),
+        warnings: warnings(state, &d),
+        layout: Layout::new("Dashboard", session, "dashboard", &zone),
         periods,
         pending: d.pending,
         oldest_pending_age: age(&d.oldest_pending),
-        oldest_pending: d.oldest_pending,
+        oldest_pending: d.oldest_pending.as_deref().map(|t| zone.time(t)),
         failing: d.failing,
         more_failing: d.failing > d.failing_rows.len() as i64,
         failing_rows: d
             .failing_rows
             .into_iter()
             .map(|r| FailingView {
+                badge: ctx.badge(&r),
                 href: format!("/admin/transactions/{}", r.id),
                 id: r.id,
                 code: r.code,
                 account: r.account,
-                sum: view::money(r.sum_minor),
+                sum: zone.money(r.sum_minor.into()),
                 attempts: r.attempts,
-                badge: view::txn_badge(r.status, r.attempts, r.delivery_due_ms),
                 last_error: r.last_error.unwrap_or_default(),
-                last_attempt_at: r.last_attempt_at.unwrap_or_default(),
+                last_attempt_at: r.last_attempt_at.map(|t| zone.time(&t)).unwrap_or_default(),
             })
             .collect(),
         last_request_age: age(&d.last_request),
-        last_request: d.last_request,
+        last_request: d.last_request.as_deref().map(|t| zone.time(t)),
         webhook_url: state.config.webhook_url.as_ref().map(view::public_url),
         check_url: state.config.check_url.as_ref().map(view::public_url),
-        payments_enabled: state.config.payments_enabled,
         charts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_start_at_local_midnights() {
+        let zone = Fmt {
+            tz: "Europe/Moscow".parse().unwrap(),
+            locale: crate::config::DisplayLocale::En,
+        };
+        // 22:30 UTC on Jan 31 is already Feb 1 in Moscow.
+        let now = chrono::DateTime::parse_from_rfc3339("2024-01-31T22:30:00Z")
+            .unwrap()
+            .to_utc();
+        let days = period_days(&zone, now);
+        let since = days.map(|d| zone.utc_of(d.and_time(NaiveTime::MIN)));
+        assert_eq!(since[0], "2024-01-31 21:00:00");
+        assert_eq!(since[1], "2024-01-25 21:00:00");
+        assert_eq!(since[2], "2024-01-02 21:00:00");
+    }
 }

@@ -23,6 +23,7 @@ struct LogForm {
     method: String,
     ip: String,
     status: String,
+    result: String,
     text: String,
     txn: String,
     from: String,
@@ -35,6 +36,7 @@ impl LogForm {
             ("method", &self.method),
             ("ip", &self.ip),
             ("status", &self.status),
+            ("result", &self.result),
             ("q", &self.text),
             ("txn", &self.txn),
             ("from", &self.from),
@@ -43,12 +45,16 @@ impl LogForm {
     }
 }
 
-fn parse_filter(q: &HashMap<String, String>) -> (LogForm, LogFilter, Vec<String>) {
+fn parse_filter(
+    q: &HashMap<String, String>,
+    zone: &view::Fmt,
+) -> (LogForm, LogFilter, Vec<String>) {
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let form = LogForm {
         method: get("method").to_ascii_uppercase(),
         ip: get("ip"),
         status: get("status"),
+        result: get("result"),
         text: get("q"),
         txn: get("txn"),
         from: get("from"),
@@ -64,17 +70,27 @@ fn parse_filter(q: &HashMap<String, String>) -> (LogForm, LogFilter, Vec<String>
             }
         })
         .flatten();
+    let result = (!form.result.is_empty())
+        .then(|| match form.result.parse::<i64>() {
+            Ok(r) if (0..=999).contains(&r) => Some(r),
+            _ => {
+                errors.push("“Result” is not a protocol result code like 0 or 300.".to_owned());
+                None
+            }
+        })
+        .flatten();
     if form.text.chars().count() > MAX_SEARCH {
         errors.push(format!(
             "The search text is longer than {MAX_SEARCH} characters."
         ));
     }
-    let (from, until) = view::time_range(q.get("from"), q.get("to"), &mut errors);
+    let (from, until) = view::time_range(q.get("from"), q.get("to"), zone, &mut errors);
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let filter = LogFilter {
         method: nonempty(&form.method),
         ip: nonempty(&form.ip),
         status,
+        result,
         txn_id: nonempty(&form.txn),
         text: nonempty(&form.text),
         from,
@@ -99,12 +115,12 @@ struct LogView {
     txn_id: String,
 }
 
-impl From<LogRow> for LogView {
-    fn from(l: LogRow) -> LogView {
+impl LogView {
+    fn new(l: LogRow, zone: &view::Fmt) -> LogView {
         LogView {
             href: format!("/admin/log/{}", l.id),
             id: l.id,
-            created_at: l.created_at,
+            created_at: zone.time(&l.created_at),
             ip: l.ip,
             method: l.method,
             url: l.url,
@@ -137,12 +153,13 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q = view::query_map(raw.as_deref());
-    let (form, filter, errors) = parse_filter(&q);
+    let zone = view::Fmt::new(&state.config);
+    let (form, filter, errors) = parse_filter(&q, &zone);
     let cursor = view::cursor(&q);
     let page = if errors.is_empty() {
         match state
             .db
-            .read(move |c| q::requests(c, &filter, cursor))
+            .read_bulk(move |c| q::requests(c, &filter, cursor))
             .await
         {
             Ok(p) => p,
@@ -161,11 +178,15 @@ pub async fn list(
     render(
         StatusCode::OK,
         &LogPage {
-            layout: Layout::new("Request log", &session, "log"),
+            layout: Layout::new("Request log", &session, "log", &zone),
             filtered: !qs.is_empty(),
             form,
             errors,
-            rows: page.rows.into_iter().map(LogView::from).collect(),
+            rows: page
+                .rows
+                .into_iter()
+                .map(|l| LogView::new(l, &zone))
+                .collect(),
             pager,
         },
     )
@@ -209,7 +230,7 @@ pub async fn get(
     };
     let found = state
         .db
-        .read(move |c| {
+        .read_bulk(move |c| {
             let Some(d) = q::request(c, id)? else {
                 return Ok(None);
             };
@@ -234,10 +255,11 @@ pub async fn get(
     let looks_like_form = !d.body.is_empty() && d.body.contains('=') && !d.body.contains('<');
     let mut headers = view::json_rows(&d.headers);
     headers.sort();
+    let zone = view::Fmt::new(&state.config);
     let page = RequestPage {
-        layout: Layout::new(format!("Request #{}", r.id), &session, "log"),
+        layout: Layout::new(format!("Request #{}", r.id), &session, "log", &zone),
         id: r.id,
-        created_at: r.created_at,
+        created_at: zone.time(&r.created_at),
         ip: r.ip,
         method: r.method,
         query,

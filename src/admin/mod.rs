@@ -6,6 +6,7 @@
 //! which also checks the CSRF token of every state-changing form. Every response carries the
 //! security headers of [`security_headers`].
 
+mod audit;
 pub mod auth;
 mod charts;
 mod dashboard;
@@ -74,6 +75,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/reconcile/{id}", get(reconcile::get))
         .route("/reconcile/{id}/csv", get(reconcile::csv))
+        .route("/audit", get(audit::list))
         .route("/logout", post(auth::logout))
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), auth::require_session));
@@ -147,19 +149,27 @@ pub struct Layout {
     pub user: Option<String>,
     /// The session's CSRF token (the login form's on the login page).
     pub csrf: String,
-    /// The active navigation entry: `dashboard`, `transactions`, `log` or empty.
+    /// The active navigation entry: `dashboard`, `transactions`, `log`, `audit` or empty.
     pub nav: &'static str,
+    /// The display time zone's name, which labels every time; empty on pages without times.
+    pub zone: &'static str,
 }
 
 impl Layout {
     /// The frame of a page of a logged-in user.
-    fn new(title: impl Into<String>, session: &auth::Session, nav: &'static str) -> Layout {
+    fn new(
+        title: impl Into<String>,
+        session: &auth::Session,
+        nav: &'static str,
+        zone: &view::Fmt,
+    ) -> Layout {
         Layout {
             title: title.into(),
             css: CSS_HREF.as_str(),
             user: Some(session.username.clone()),
             csrf: session.csrf.clone(),
             nav,
+            zone: zone.zone(),
         }
     }
 
@@ -171,6 +181,7 @@ impl Layout {
             user: None,
             csrf,
             nav: "",
+            zone: "",
         }
     }
 }
@@ -249,7 +260,10 @@ fn not_found_page(session: &auth::Session) -> Response {
     render(
         StatusCode::NOT_FOUND,
         &ErrorPage {
-            layout: Layout::new("Not found", session, ""),
+            layout: Layout {
+                zone: "",
+                ..Layout::new("Not found", session, "", &view::Fmt::utc())
+            },
             status: 404,
             heading: "Page not found",
             message: "There is nothing at this address. It may have been mistyped, or the row \

@@ -119,7 +119,12 @@ async fn list_page(
 ) -> Result<ListPage, AdminError> {
     let rows = state.db.read(|c| q::list(c, LISTED)).await?;
     Ok(ListPage {
-        layout: Layout::new("Reconciliation", session, "reconcile"),
+        layout: Layout::new(
+            "Reconciliation",
+            session,
+            "reconcile",
+            &super::view::Fmt::new(&state.config),
+        ),
         rows,
         error,
         limit_mib: state.config.reconcile_max_upload / (1024 * 1024),
@@ -251,7 +256,12 @@ pub async fn get(
     })
     .collect();
     let page = ReportPage {
-        layout: Layout::new(format!("Reconciliation {id}"), &session, "reconcile"),
+        layout: Layout::new(
+            format!("Reconciliation {id}"),
+            &session,
+            "reconcile",
+            &super::view::Fmt::new(&state.config),
+        ),
         encoding: s.encoding.clone(),
         delimiter: s.delimiter.clone(),
         period: reconcile::render::period(s),

@@ -102,7 +102,7 @@ fn form_page(
     rows: Vec<q::TestPayment>,
 ) -> FormPage {
     FormPage {
-        layout: Layout::new("Test payment", session, ""),
+        layout: Layout::new("Test payment", session, "", &view::Fmt::new(&state.config)),
         account,
         sum,
         error,
@@ -112,7 +112,7 @@ fn form_page(
                 href: format!("/admin/test-payment/{}", t.code),
                 code: t.code,
                 account: t.account,
-                sum: view::money(t.sum_minor),
+                sum: view::money(i128::from(t.sum_minor)),
                 created_at: t.created_at,
                 username: t.username,
             })
@@ -423,7 +423,7 @@ pub async fn show(
             detail: format!(
                 "qiwi_transaction id {} (prv_txn), sum {}, stored {} UTC, status {}",
                 r.id,
-                view::money(r.sum_minor),
+                view::money(i128::from(r.sum_minor)),
                 r.created_at,
                 r.status
             ),
@@ -476,13 +476,13 @@ pub async fn show(
     Ok(render(
         StatusCode::OK,
         &RunPage {
-            layout: Layout::new("Test payment", &session, ""),
+            layout: Layout::new("Test payment", &session, "", &view::Fmt::new(&state.config)),
             transaction_href: row
                 .as_ref()
                 .map(|r| format!("/admin/transactions/{}", r.id)),
             code: t.code,
             account: t.account,
-            sum: view::money(t.sum_minor),
+            sum: view::money(i128::from(t.sum_minor)),
             created_at: t.created_at,
             username: t.username,
             steps,

@@ -2,22 +2,42 @@
 //! attempts; resending webhooks; the CSV export.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::auth::Session;
-use super::view::{self, Badge, Pager};
-use super::{AdminError, Layout, not_found_page, render};
+use super::view::{self, Badge, Fmt, Pager};
+use super::{AdminError, Layout, audit, not_found_page, render};
 use crate::app::AppState;
-use crate::db::admin::{self as q, LogFilter, TxnFilter, TxnRow, TxnState};
+use crate::config::DisplayLocale;
+use crate::db::admin::{self as q, FilteredTotals, LogFilter, TxnFilter, TxnRow, TxnState};
 use crate::qiwi::Amount;
 
-/// Rows per batch of the CSV export: each batch is one short read.
+/// Rows per batch of the CSV export: each batch is one short read, walking at most the list
+/// pages' scan budget.
 const EXPORT_BATCH: usize = 1000;
+/// CSV exports that may run at once; one more is answered 429 (issue 19.5: 16 parallel
+/// exports held every read connection).
+pub const EXPORTS_AT_ONCE: usize = 2;
+/// The cookie that carries a one-time notice across a redirect (so a reload does not repeat
+/// it).
+const FLASH_COOKIE: &str = "qg_flash";
+
+/// The slots of running CSV exports ([`EXPORTS_AT_ONCE`]).
+#[derive(Clone)]
+pub struct ExportSlots(Arc<tokio::sync::Semaphore>);
+
+impl Default for ExportSlots {
+    fn default() -> Self {
+        ExportSlots(Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)))
+    }
+}
 /// Attempts shown on a transaction's page.
 const ATTEMPTS_SHOWN: usize = 100;
 
@@ -50,7 +70,7 @@ impl TxnForm {
 }
 
 /// Reads the filters of the query string; unusable ones are reported, not guessed.
-fn parse_filter(q: &HashMap<String, String>) -> (TxnForm, TxnFilter, Vec<String>) {
+fn parse_filter(q: &HashMap<String, String>, zone: &Fmt) -> (TxnForm, TxnFilter, Vec<String>) {
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let form = TxnForm {
         state: get("state"),
@@ -82,7 +102,7 @@ fn parse_filter(q: &HashMap<String, String>) -> (TxnForm, TxnFilter, Vec<String>
             None
         }
     };
-    let (from, until) = view::time_range(q.get("from"), q.get("to"), &mut errors);
+    let (from, until) = view::time_range(q.get("from"), q.get("to"), zone, &mut errors);
     let mut amount = |label: &str, s: &str| {
         (!s.is_empty())
             .then(|| match Amount::parse(s) {
@@ -125,16 +145,38 @@ struct TxnView {
     test: bool,
 }
 
-impl From<TxnRow> for TxnView {
-    fn from(r: TxnRow) -> TxnView {
+/// What a row's delivery badge depends on beside the row: now (a due time passed reads as
+/// "queued").
+#[derive(Clone, Copy)]
+pub struct BadgeCtx {
+    /// Unix ms.
+    pub now_ms: i64,
+}
+
+impl BadgeCtx {
+    /// The context of this moment.
+    pub fn new(_state: &AppState) -> BadgeCtx {
+        BadgeCtx {
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
+    /// The badge of `r`.
+    pub fn badge(&self, r: &TxnRow) -> Badge {
+        view::txn_badge(r.status, r.attempts, r.delivery_due_ms, self.now_ms)
+    }
+}
+
+impl TxnView {
+    fn new(r: TxnRow, zone: &Fmt, ctx: BadgeCtx) -> TxnView {
         TxnView {
             href: format!("/admin/transactions/{}", r.id),
             id: r.id,
-            badge: view::txn_badge(r.status, r.attempts, r.delivery_due_ms),
-            sum: view::money(r.sum_minor),
+            badge: ctx.badge(&r),
+            sum: zone.money(r.sum_minor.into()),
             code: r.code,
             account: r.account,
-            created_at: r.created_at,
+            created_at: zone.time(&r.created_at),
             attempts: r.attempts,
             last_error: r.last_error.unwrap_or_default(),
             test: false,
@@ -154,52 +196,113 @@ pub struct TransactionsPage {
     pager: Pager,
     csv_href: String,
     notice: Option<String>,
+    totals: Option<TotalsView>,
+}
+
+/// Count and total of the filtered set.
+struct TotalsView {
+    /// `false`: the figures are lower bounds.
+    exact: bool,
+    count: String,
+    sum: String,
+    /// How many rows were walked at most.
+    budget: String,
+}
+
+impl TotalsView {
+    fn new(t: FilteredTotals, zone: &Fmt) -> TotalsView {
+        TotalsView {
+            exact: t.exact,
+            count: zone.count(t.count),
+            sum: zone.money(t.sum_minor),
+            budget: zone.count(q::TOTALS_BUDGET),
+        }
+    }
+}
+
+/// The one-time notice in `headers`' flash cookie, if any.
+fn flash(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == FLASH_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A `Set-Cookie` value of the flash cookie: `value` for the next page, or deleting it.
+fn flash_cookie(state: &AppState, value: Option<&str>) -> Option<HeaderValue> {
+    let secure = if state.config.admin_cookie_secure || state.config.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let v = match value {
+        Some(v) => format!(
+            "{FLASH_COOKIE}={v}; Path=/admin/transactions; Max-Age=60; HttpOnly; SameSite=Strict{secure}"
+        ),
+        None => format!(
+            "{FLASH_COOKIE}=; Path=/admin/transactions; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+        ),
+    };
+    HeaderValue::from_str(&v).ok()
 }
 
 /// `GET /admin/transactions`.
 pub async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q = view::query_map(raw.as_deref());
-    let (form, filter, errors) = parse_filter(&q);
+    let zone = Fmt::new(&state.config);
+    let (form, filter, errors) = parse_filter(&q, &zone);
     let cursor = view::cursor(&q);
-    let page = if errors.is_empty() {
+    let (page, totals) = if errors.is_empty() {
         match state
             .db
-            .read(move |c| {
+            .read_bulk(move |c| {
                 let page = q::transactions(c, &filter, cursor)?;
+                let totals = q::transaction_totals(c, &filter)?;
                 let ids: Vec<i64> = page.rows.iter().map(|r| r.id).collect();
                 let tests = crate::db::test_payments::test_ids(c, &ids)?;
-                Ok((page, tests))
+                Ok(((page, tests), totals))
             })
             .await
         {
-            Ok(p) => Some(p),
+            Ok((p, t)) => (Some(p), Some(TotalsView::new(t, &zone))),
             Err(e) => return AdminError::from(e).into_response(),
         }
     } else {
-        None
+        (None, None)
     };
     let qs = form.query();
-    let notice = q
-        .get("queued")
+    let flashed = flash(&headers);
+    let notice = flashed
+        .as_deref()
+        .and_then(|f| f.strip_prefix("queued-"))
         .and_then(|n| n.parse::<u64>().ok())
         .map(|n| {
-            let mut s = format!("{n} undelivered transaction(s) queued for delivery now.");
+            let mut s = format!(
+                "{n} undelivered transaction(s) queued for delivery now. Reload to see the \
+                 worker's progress."
+            );
             if state.config.webhook_url.is_none() {
                 s.push_str(" No QIWI_WEBHOOK_URL is configured: they are sent once one is.");
             }
             s
         });
+    let ctx = BadgeCtx::new(&state);
     let (rows, pager) = match page {
         Some((p, tests)) => (
             p.rows
                 .iter()
                 .cloned()
                 .map(|r| {
-                    let mut v = TxnView::from(r);
+                    let mut v = TxnView::new(r, &zone, ctx);
                     v.test = tests.contains(&v.id);
                     v
                 })
@@ -226,10 +329,10 @@ pub async fn list(
     } else {
         format!("/admin/transactions.csv?{qs}")
     };
-    render(
+    let mut resp = render(
         StatusCode::OK,
         &TransactionsPage {
-            layout: Layout::new("Transactions", &session, "transactions"),
+            layout: Layout::new("Transactions", &session, "transactions", &zone),
             filtered: !qs.is_empty(),
             form,
             errors,
@@ -237,15 +340,37 @@ pub async fn list(
             pager,
             csv_href,
             notice,
+            totals,
         },
-    )
+    );
+    if flashed.is_some()
+        && let Some(v) = flash_cookie(&state, None)
+    {
+        // Shown once: a reload no longer says it.
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
 }
 
-/// Quotes a CSV field, and defuses one a spreadsheet would run as a formula.
+/// Whether a spreadsheet could run `v` as a formula (OWASP's "CSV injection": a leading `=`,
+/// `+`, `-`, `@`, tab or CR). A sign followed only by digits, spaces, `()`, `-`, `.` or `,`
+/// (`+79991234567`, `+7 (999) 123-45-67`, `-5`) names no function, reference or DDE link, so
+/// it cannot run anything and is written unchanged.
+fn formula_risk(v: &str) -> bool {
+    match v.chars().next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !v[1..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '(' | ')' | '-' | '.' | ',')),
+        _ => false,
+    }
+}
+
+/// Writes one CSV cell: always quoted (quotes doubled), and a cell a spreadsheet would run as
+/// a formula defused with a leading `'`. Every cell of the export goes through here.
 fn csv_field(out: &mut String, v: &str) {
-    let risky = v.starts_with(['=', '+', '-', '@', '\t', '\r']);
     out.push('"');
-    if risky {
+    if formula_risk(v) {
         out.push('\'');
     }
     // Invisible characters written out, as on the pages (see admin::visible).
@@ -253,27 +378,69 @@ fn csv_field(out: &mut String, v: &str) {
     out.push('"');
 }
 
-fn csv_line(out: &mut String, fields: &[&str]) {
+/// One CSV line of `fields` separated by `sep`, ended by CRLF (RFC 4180).
+fn csv_line(out: &mut String, fields: &[&str], sep: char) {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(sep);
         }
         csv_field(out, f);
     }
     out.push_str("\r\n");
 }
 
+/// The CSV separator: `?sep=semicolon` or `?sep=comma`, else the locale's (`;` for `ru`,
+/// whose Excel reads `,` as the decimal mark).
+fn csv_separator(q: &HashMap<String, String>, locale: DisplayLocale) -> Result<char, String> {
+    match q.get("sep").map(String::as_str) {
+        Some("semicolon" | ";") => Ok(';'),
+        Some("comma" | ",") => Ok(','),
+        Some(other) => Err(format!(
+            "unknown separator {other:?}: use sep=semicolon or sep=comma"
+        )),
+        None => Ok(match locale {
+            DisplayLocale::Ru => ';',
+            DisplayLocale::En => ',',
+        }),
+    }
+}
+
 /// `GET /admin/transactions.csv`: every transaction the filters select, streamed in batches
-/// (each a short read, so a long export neither holds a read transaction open nor memory).
+/// (each a short, budgeted read, so a long export holds neither a read connection nor
+/// memory), UTF-8 with a BOM so Excel reads it as such. Times are in the display zone, named
+/// in the header; sums use the locale's decimal mark; the state is a word. At most
+/// [`EXPORTS_AT_ONCE`] run at once: one more gets 429.
 pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let q = view::query_map(raw.as_deref());
-    let (_, filter, errors) = parse_filter(&q);
+    let zone = Fmt::new(&state.config);
+    let (_, filter, mut errors) = parse_filter(&q, &zone);
+    let sep = csv_separator(&q, zone.locale).unwrap_or_else(|e| {
+        errors.push(e);
+        ','
+    });
     if !errors.is_empty() {
         return (StatusCode::BAD_REQUEST, errors.join("\n")).into_response();
     }
+    let Ok(slot) = state.admin.exports.0.clone().try_acquire_owned() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "10")],
+            format!(
+                "{EXPORTS_AT_ONCE} exports are running already; try again when one has \
+                 finished.\n"
+            ),
+        )
+            .into_response();
+    };
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(2);
     tokio::spawn(async move {
-        let mut out = String::new();
+        let _slot = slot;
+        let ctx = BadgeCtx::new(&state);
+        let tz = zone.zone();
+        let created = format!("created_at ({tz})");
+        let delivered = format!("delivered_at ({tz})");
+        // The BOM: Excel otherwise reads UTF-8 as the system's ANSI code page.
+        let mut out = String::from("\u{feff}");
         csv_line(
             &mut out,
             &[
@@ -281,21 +448,22 @@ pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resp
                 "txn_id",
                 "account",
                 "sum",
-                "status",
-                "created_at_utc",
+                "state",
+                &created,
                 "txn_date",
                 "attempts",
                 "last_error",
-                "delivered_at_utc",
+                &delivered,
                 "extra",
             ],
+            sep,
         );
         let mut after = None;
         loop {
             let f = filter.clone();
             let batch = state
                 .db
-                .read(move |c| q::export_batch(c, &f, after, EXPORT_BATCH))
+                .read_bulk(move |c| q::export_batch(c, &f, after, EXPORT_BATCH))
                 .await;
             let (rows, more) = match batch {
                 Ok(b) => b,
@@ -312,21 +480,27 @@ pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resp
                         &r.id.to_string(),
                         &r.code,
                         &r.account,
-                        &view::money(r.sum_minor),
-                        &r.status.to_string(),
-                        &r.created_at,
+                        &zone.money_cell(r.sum_minor.into()),
+                        ctx.badge(r).label,
+                        &zone.time(&r.created_at),
                         &r.txn_date,
                         &r.attempts.to_string(),
                         r.last_error.as_deref().unwrap_or(""),
-                        r.delivered_at.as_deref().unwrap_or(""),
+                        &r.delivered_at
+                            .as_deref()
+                            .map(|t| zone.time(t))
+                            .unwrap_or_default(),
                         &r.extra,
                     ],
+                    sep,
                 );
             }
-            if tx
-                .send_data(Bytes::from(std::mem::take(&mut out)))
-                .await
-                .is_err()
+            // A budgeted batch may have found nothing: send only what there is.
+            if !out.is_empty()
+                && tx
+                    .send_data(Bytes::from(std::mem::take(&mut out)))
+                    .await
+                    .is_err()
             {
                 return; // the client went away
             }
@@ -420,7 +594,7 @@ pub async fn get(
     };
     let found = state
         .db
-        .read(move |c| {
+        .read_bulk(move |c| {
             let Some(t) = q::transaction(c, id)? else {
                 return Ok(None);
             };
@@ -449,29 +623,40 @@ pub async fn get(
                 .to_owned()
         }
     });
+    let zone = Fmt::new(&state.config);
+    let ctx = BadgeCtx::new(&state);
     let due = match t.row.delivery_due_ms {
+        _ if t.row.status == 1 => "none: delivered".to_owned(),
+        // Nothing is sent without a URL, whatever the schedule says.
+        _ if !webhook_configured => "waiting: no webhook URL configured".to_owned(),
         None => "not scheduled".to_owned(),
+        Some(ms) if ms <= ctx.now_ms => "now (queued)".to_owned(),
         Some(ms) => chrono::DateTime::from_timestamp_millis(ms)
-            .map(|d| format!("{} UTC", crate::db::format_time(d)))
+            .map(|d| format!("{} {}", zone.instant(d), zone.zone()))
             .unwrap_or_default(),
     };
     let r = t.row;
     let page = TransactionPage {
-        layout: Layout::new(format!("Transaction {}", r.code), &session, "transactions"),
+        layout: Layout::new(
+            format!("Transaction {}", r.code),
+            &session,
+            "transactions",
+            &zone,
+        ),
         id: r.id,
-        badge: view::txn_badge(r.status, r.attempts, r.delivery_due_ms),
-        sum: view::money(r.sum_minor),
+        badge: ctx.badge(&r),
+        sum: zone.money(r.sum_minor.into()),
         txn_date: txn_date(&r.txn_date),
         extras: view::json_rows(&t.extra),
         attempts_count: r.attempts,
         last_error: r.last_error.unwrap_or_default(),
-        last_attempt_at: r.last_attempt_at.unwrap_or_default(),
-        delivered_at: r.delivered_at.unwrap_or_default(),
+        last_attempt_at: r.last_attempt_at.map(|t| zone.time(&t)).unwrap_or_default(),
+        delivered_at: r.delivered_at.map(|t| zone.time(&t)).unwrap_or_default(),
         due,
         attempts: attempts
             .into_iter()
             .map(|a| AttemptView {
-                created_at: a.created_at,
+                created_at: zone.time(&a.created_at),
                 http_class: a.http_status.map_or("bad", view::http_class),
                 http_status: a
                     .http_status
@@ -486,7 +671,7 @@ pub async fn get(
             .into_iter()
             .map(|l| RequestView {
                 href: format!("/admin/log/{}", l.id),
-                created_at: l.created_at,
+                created_at: zone.time(&l.created_at),
                 method: l.method,
                 status_class: view::http_class(l.status),
                 status: l.status,
@@ -504,7 +689,7 @@ pub async fn get(
         webhook_configured,
         code: r.code,
         account: r.account,
-        created_at: r.created_at,
+        created_at: zone.time(&r.created_at),
     };
     render(StatusCode::OK, &page)
 }
@@ -513,6 +698,8 @@ pub async fn get(
 pub async fn resend(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
     let Ok(id) = id.parse::<i64>() else {
@@ -522,6 +709,11 @@ pub async fn resend(
         Ok(0) => not_found_page(&session),
         Ok(_) => {
             tracing::info!(transaction = id, user = %session.username, "webhook resend requested");
+            let detail = format!("transaction {id}");
+            if let Err(e) = audit::record(&state, &session, peer, &headers, "resend", detail).await
+            {
+                return AdminError::from(e).into_response();
+            }
             Redirect::to(&format!("/admin/transactions/{id}?resent=1")).into_response()
         }
         Err(e) => AdminError::from(e).into_response(),
@@ -532,12 +724,25 @@ pub async fn resend(
 pub async fn resend_all(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
     match state.resend(None).await {
         Ok(n) => {
             tracing::info!(count = n, user = %session.username, "resend of all undelivered webhooks requested");
-            Redirect::to(&format!("/admin/transactions?state=undelivered&queued={n}"))
-                .into_response()
+            let detail = format!("{n} transaction(s)");
+            if let Err(e) =
+                audit::record(&state, &session, peer, &headers, "resend-all", detail).await
+            {
+                return AdminError::from(e).into_response();
+            }
+            // The notice rides in a one-time cookie: the list's URL stays clean, and a reload
+            // shows the rows' state without repeating it.
+            let mut resp = Redirect::to("/admin/transactions?state=undelivered").into_response();
+            if let Some(v) = flash_cookie(&state, Some(&format!("queued-{n}"))) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
         }
         Err(e) => AdminError::from(e).into_response(),
     }
@@ -550,14 +755,45 @@ mod tests {
     #[test]
     fn csv_quotes_and_defuses_formulas() {
         let mut s = String::new();
-        csv_line(&mut s, &["a\"b", "=cmd()", "-5", "plain"]);
-        assert_eq!(s, "\"a\"\"b\",\"'=cmd()\",\"'-5\",\"plain\"\r\n");
+        csv_line(&mut s, &["a\"b", "=cmd()", "-5", "plain"], ',');
+        assert_eq!(s, "\"a\"\"b\",\"'=cmd()\",\"-5\",\"plain\"\r\n");
+        let mut s = String::new();
+        csv_line(
+            &mut s,
+            &[
+                "+79991234567",
+                "+7 (999) 123-45-67",
+                "+cmd|' /C calc'!A0",
+                "-2+3+cmd|' /C calc'!A0",
+                "@SUM(A1)",
+                "\t=1",
+            ],
+            ';',
+        );
+        assert_eq!(
+            s,
+            "\"+79991234567\";\"+7 (999) 123-45-67\";\"'+cmd|' /C calc'!A0\";\
+             \"'-2+3+cmd|' /C calc'!A0\";\"'@SUM(A1)\";\"'\t=1\"\r\n"
+        );
+    }
+
+    #[test]
+    fn the_separator_follows_the_choice_then_the_locale() {
+        let q = |s| view::query_map(Some(s));
+        assert_eq!(csv_separator(&q(""), DisplayLocale::Ru), Ok(';'));
+        assert_eq!(csv_separator(&q(""), DisplayLocale::En), Ok(','));
+        assert_eq!(
+            csv_separator(&q("sep=semicolon"), DisplayLocale::En),
+            Ok(';')
+        );
+        assert_eq!(csv_separator(&q("sep=comma"), DisplayLocale::Ru), Ok(','));
+        assert!(csv_separator(&q("sep=tab"), DisplayLocale::En).is_err());
     }
 
     #[test]
     fn filters_read_from_the_query() {
         let q = view::query_map(Some("state=failing&account=+a1+&min=10.5&to=2024-02-01"));
-        let (form, f, errors) = parse_filter(&q);
+        let (form, f, errors) = parse_filter(&q, &Fmt::utc());
         assert!(errors.is_empty());
         assert_eq!(f.state, Some(TxnState::Failing));
         assert_eq!(f.account.as_deref(), Some("a1"));
@@ -567,7 +803,7 @@ mod tests {
             form.query(),
             "state=failing&account=a1&to=2024-02-01&min=10.5"
         );
-        let (_, _, errors) = parse_filter(&view::query_map(Some("min=ten&state=x")));
+        let (_, _, errors) = parse_filter(&view::query_map(Some("min=ten&state=x")), &Fmt::utc());
         assert_eq!(errors.len(), 2);
     }
 }

@@ -2,17 +2,126 @@
 
 use std::collections::HashMap;
 
-use chrono::{NaiveDate, NaiveDateTime, TimeDelta, Timelike};
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike};
+use chrono_tz::Tz;
 
+use crate::config::{Config, DisplayLocale};
 use crate::db::admin::{Cursor, Page};
-use crate::qiwi::Amount;
 
-/// Money from exact minor units: always two decimals.
-pub fn money(minor: i64) -> String {
-    if minor < 0 {
-        format!("-{}", Amount::from_minor(-minor))
-    } else {
-        Amount::from_minor(minor).to_string()
+/// Money from exact minor units: always two decimals, no grouping, `.` (forms, logs).
+pub fn money(minor: i128) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let a = minor.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
+/// How times and amounts are shown: the configured display time zone and locale.
+#[derive(Debug, Clone, Copy)]
+pub struct Fmt {
+    /// Where times are shown and read (`display_timezone`).
+    pub tz: Tz,
+    /// How amounts are written (`display_locale`).
+    pub locale: DisplayLocale,
+}
+
+impl Fmt {
+    /// The display settings of `config`.
+    pub fn new(config: &Config) -> Fmt {
+        Fmt {
+            tz: config.display_timezone,
+            locale: config.display_locale,
+        }
+    }
+
+    /// UTC and English: for pages that show no configured values.
+    pub fn utc() -> Fmt {
+        Fmt {
+            tz: Tz::UTC,
+            locale: DisplayLocale::En,
+        }
+    }
+
+    /// The zone's IANA name, the label every time on the pages carries.
+    pub fn zone(&self) -> &'static str {
+        self.tz.name()
+    }
+
+    /// A stored UTC time (`YYYY-MM-DD HH:MM:SS`) in the display zone, same format; other
+    /// text as it is.
+    pub fn time(&self, utc: &str) -> String {
+        match NaiveDateTime::parse_from_str(utc, "%Y-%m-%d %H:%M:%S") {
+            Ok(t) => self
+                .tz
+                .from_utc_datetime(&t)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            Err(_) => utc.to_owned(),
+        }
+    }
+
+    /// A UTC instant in the display zone.
+    pub fn instant(&self, t: chrono::DateTime<chrono::Utc>) -> String {
+        t.with_timezone(&self.tz)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+
+    /// A local wall-clock time of the display zone as the stored UTC text. In a DST gap the
+    /// first existing instant after it; when a time repeats, its first occurrence.
+    pub fn utc_of(&self, local: NaiveDateTime) -> String {
+        let mut t = local;
+        // A gap is at most a few hours (and at most one a day): step over it.
+        for _ in 0..48 {
+            if let Some(d) = self.tz.from_local_datetime(&t).earliest() {
+                return crate::db::format_time(d.to_utc());
+            }
+            t += TimeDelta::minutes(30);
+        }
+        local.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+
+    /// A count with thousands grouped per locale: `1,234,567` (en), `1 234 567` (ru).
+    pub fn count(&self, n: i64) -> String {
+        let sign = if n < 0 { "-" } else { "" };
+        format!("{sign}{}", self.group(u128::from(n.unsigned_abs())))
+    }
+
+    fn group(&self, whole: u128) -> String {
+        let sep = match self.locale {
+            DisplayLocale::En => ',',
+            DisplayLocale::Ru => '\u{a0}',
+        };
+        let digits = whole.to_string();
+        let mut grouped = String::with_capacity(digits.len() * 4 / 3 + 1);
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                grouped.push(sep);
+            }
+            grouped.push(c);
+        }
+        grouped
+    }
+
+    /// Money for people: thousands grouped and the currency, per locale:
+    /// `311,192.27 RUB` (en) or `311 192,27 ₽` (ru, no-break spaces).
+    pub fn money(&self, minor: i128) -> String {
+        let sign = if minor < 0 { "-" } else { "" };
+        let a = minor.unsigned_abs();
+        let whole = self.group(a / 100);
+        match self.locale {
+            DisplayLocale::En => format!("{sign}{whole}.{:02} RUB", a % 100),
+            DisplayLocale::Ru => format!("{sign}{whole},{:02}\u{a0}₽", a % 100),
+        }
+    }
+
+    /// Money for a spreadsheet cell: no grouping, the locale's decimal mark (`1234.50`,
+    /// `1234,50`), so it is read as a number.
+    pub fn money_cell(&self, minor: i128) -> String {
+        let m = money(minor);
+        match self.locale {
+            DisplayLocale::En => m,
+            DisplayLocale::Ru => m.replace('.', ","),
+        }
     }
 }
 
@@ -25,9 +134,16 @@ pub struct Badge {
     pub label: &'static str,
 }
 
-/// A transaction's delivery state: acknowledged, not tried yet, failing (retried later), or
-/// given up (failed `webhook_max_attempts` times: nothing is due until a resend).
-pub fn txn_badge(status: i64, attempts: i64, due_ms: Option<i64>) -> Badge {
+/// A transaction's delivery state: acknowledged; queued (due now, e.g. after a resend);
+/// not tried yet; failing (retried later); or given up (failed `webhook_max_attempts` times:
+/// nothing is due until a resend). `now_ms` is the present (Unix ms).
+pub fn txn_badge(status: i64, attempts: i64, due_ms: Option<i64>, now_ms: i64) -> Badge {
+    if status != 1 && attempts > 0 && due_ms.is_some_and(|d| d <= now_ms) {
+        return Badge {
+            class: "warn",
+            label: "queued",
+        };
+    }
     match (status, attempts, due_ms) {
         (1, _, _) => Badge {
             class: "ok",
@@ -171,14 +287,15 @@ pub fn cursor(q: &HashMap<String, String>) -> Option<Cursor> {
 }
 
 /// Reads a time-range filter: `from` and `to` are days (`2024-01-31`, `to` inclusive) or
-/// times (`2024-01-31 12:00[:00]`, also with `T`). Returns `created_at >= from` and
+/// times (`2024-01-31 12:00[:00]`, also with `T`) of the display zone. Returns `created_at >= from` and
 /// `created_at < until` bounds in the stored text form.
 pub fn time_range(
     from: Option<&String>,
     to: Option<&String>,
+    zone: &Fmt,
     errors: &mut Vec<String>,
 ) -> (Option<String>, Option<String>) {
-    let fmt = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let fmt = |t: NaiveDateTime| zone.utc_of(t);
     let from = from.and_then(|s| match parse_time(s) {
         Some((t, _)) => Some(fmt(t)),
         None => {
@@ -275,15 +392,70 @@ mod tests {
     fn money_has_two_decimals() {
         assert_eq!(money(1045), "10.45");
         assert_eq!(money(5), "0.05");
+        assert_eq!(money(-5), "-0.05");
         assert_eq!(money(100_000_000), "1000000.00");
+    }
+
+    fn fmt(tz: &str, locale: DisplayLocale) -> Fmt {
+        Fmt {
+            tz: tz.parse().unwrap(),
+            locale,
+        }
+    }
+
+    #[test]
+    fn money_is_grouped_with_the_currency_per_locale() {
+        let en = fmt("UTC", DisplayLocale::En);
+        let ru = fmt("UTC", DisplayLocale::Ru);
+        assert_eq!(en.money(31_119_227), "311,192.27 RUB");
+        assert_eq!(ru.money(31_119_227), "311\u{a0}192,27\u{a0}₽");
+        assert_eq!(en.money(99), "0.99 RUB");
+        assert_eq!(en.money(100_000), "1,000.00 RUB");
+        assert_eq!(en.money(-123_456_789), "-1,234,567.89 RUB");
+        // Past i64: 1,025 payments of the largest sum.
+        let big = 1025 * i128::from(9_007_199_254_740_991i64);
+        assert_eq!(en.money(big), "92,323,792,361,095,157.75 RUB");
+        assert_eq!(ru.money_cell(123_450), "1234,50");
+        assert_eq!(en.count(1_234_567), "1,234,567");
+        assert_eq!(ru.count(100_000), "100\u{a0}000");
+        assert_eq!(en.money_cell(123_450), "1234.50");
+    }
+
+    #[test]
+    fn times_are_shown_and_read_in_the_display_zone() {
+        let msk = fmt("Europe/Moscow", DisplayLocale::En);
+        assert_eq!(msk.time("2024-01-31 21:30:00"), "2024-02-01 00:30:00");
+        assert_eq!(msk.zone(), "Europe/Moscow");
+        let mut e = Vec::new();
+        // A Moscow day is 21:00-21:00 UTC.
+        let r = time_range(
+            Some(&"2024-02-01".to_owned()),
+            Some(&"2024-02-01".to_owned()),
+            &msk,
+            &mut e,
+        );
+        assert_eq!(
+            r,
+            (
+                Some("2024-01-31 21:00:00".into()),
+                Some("2024-02-01 21:00:00".into())
+            )
+        );
+        // A DST gap (Berlin, 2024-03-31 02:00-03:00 does not exist) reads as its end.
+        let ber = fmt("Europe/Berlin", DisplayLocale::En);
+        let t = NaiveDateTime::parse_from_str("2024-03-31 02:30:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(ber.utc_of(t), "2024-03-31 01:00:00");
+        assert!(e.is_empty());
     }
 
     #[test]
     fn time_ranges_include_the_day_or_minute_named() {
         let mut e = Vec::new();
+        let utc = fmt("UTC", DisplayLocale::En);
         let r = time_range(
             Some(&"2024-01-31".to_owned()),
             Some(&"2024-02-29".to_owned()),
+            &utc,
             &mut e,
         );
         assert_eq!(
@@ -293,10 +465,10 @@ mod tests {
                 Some("2024-03-01 00:00:00".into())
             )
         );
-        let r = time_range(None, Some(&"2024-01-31T12:30".to_owned()), &mut e);
+        let r = time_range(None, Some(&"2024-01-31T12:30".to_owned()), &utc, &mut e);
         assert_eq!(r, (None, Some("2024-01-31 12:31:00".into())));
         assert!(e.is_empty());
-        let r = time_range(Some(&"yesterday".to_owned()), None, &mut e);
+        let r = time_range(Some(&"yesterday".to_owned()), None, &utc, &mut e);
         assert_eq!(r, (None, None));
         assert_eq!(e.len(), 1);
     }

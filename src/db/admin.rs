@@ -64,7 +64,7 @@ pub enum TxnState {
 pub struct TxnFilter {
     /// Delivery state.
     pub state: Option<TxnState>,
-    /// Exact account.
+    /// Account prefix (`7999` finds `79991234567`; an exact account is its own prefix).
     pub account: Option<String>,
     /// Exact QIWI `txn_id`.
     pub code: Option<String>,
@@ -89,6 +89,8 @@ pub struct LogFilter {
     pub ip: Option<String>,
     /// HTTP status answered.
     pub status: Option<i64>,
+    /// Protocol result code answered.
+    pub result: Option<i64>,
     /// Exact `txn_id`.
     pub txn_id: Option<String>,
     /// Text contained in the URL or the body (case-insensitive for ASCII).
@@ -196,8 +198,42 @@ pub struct LogDetail {
 pub struct Totals {
     /// How many.
     pub count: i64,
-    /// Their sum in kopecks.
-    pub sum_minor: i64,
+    /// Their exact sum in kopecks: `i128`, as 1,025 payments of the largest sum already exceed
+    /// `i64` (issue 19.5).
+    pub sum_minor: i128,
+}
+
+/// Count and sum of the transactions a filter selects, found with bounded work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilteredTotals {
+    /// Matching rows (among those walked).
+    pub count: i64,
+    /// Their exact sum in kopecks.
+    pub sum_minor: i128,
+    /// `false` when the walk stopped at [`TOTALS_BUDGET`] rows: both figures are then lower
+    /// bounds.
+    pub exact: bool,
+}
+
+/// Most rows the count and total of a filtered list walk (newest first); beyond, the page
+/// says its figures are lower bounds. Keeps the page fast on a table of 10 million rows.
+pub const TOTALS_BUDGET: i64 = 100_000;
+
+/// Money columns are summed in two integer halves, `sum_minor / SPLIT` and `sum_minor %
+/// SPLIT`, each of which SQLite's 64-bit `sum()` can add for ~10^9 rows of the largest sum
+/// (9.0e15 kopecks) without overflow; they are joined exactly in `i128`. Never a float.
+const SPLIT: i64 = 1_000_000_000;
+
+/// `SELECT` terms that sum `col` without overflow, read back by [`joined_sum`].
+fn split_sum(col: &str) -> String {
+    format!("coalesce(sum({col} / {SPLIT}), 0), coalesce(sum({col} % {SPLIT}), 0)")
+}
+
+/// The exact sum from the two halves of [`split_sum`] at columns `i` and `i + 1`.
+fn joined_sum(r: &Row<'_>, i: usize) -> rusqlite::Result<i128> {
+    let hi: i64 = r.get(i)?;
+    let lo: i64 = r.get(i + 1)?;
+    Ok(i128::from(hi) * i128::from(SPLIT) + i128::from(lo))
 }
 
 /// The dashboard's figures.
@@ -215,7 +251,13 @@ pub struct Dashboard {
     pub failing_rows: Vec<TxnRow>,
     /// `created_at` of the last request to `/payment`.
     pub last_request: Option<String>,
+    /// The newest of the last [`RECENT_ATTEMPTS`] webhook attempts that got a 2xx other than
+    /// 200 or 201 (which the worker does not count as delivered): its status and UTC time.
+    pub unaccepted_2xx: Option<(i64, String)>,
 }
+
+/// How many of the newest webhook attempts the dashboard looks at for answers such as 204.
+pub const RECENT_ATTEMPTS: i64 = 1000;
 
 /// How many failing deliveries the dashboard lists.
 const DASHBOARD_FAILING: usize = 10;
@@ -443,8 +485,10 @@ fn txn_query(f: &TxnFilter) -> (Query, String) {
         q.indexed.push(format!("code = {p}"));
         None
     } else if let Some(account) = &f.account {
-        let p = q.bind(account.clone());
-        q.indexed.push(format!("account = {p}"));
+        let (lo, hi) = prefix_range(account);
+        let (lo, hi) = (q.bind(lo), q.bind(hi));
+        q.indexed
+            .push(format!("account >= {lo} AND account < {hi}"));
         Some("qiwi_transaction_account")
     } else if f.test == Some(true) && f.state.is_none() {
         // Test payments are few: their partial index drives the page.
@@ -471,8 +515,9 @@ fn txn_query(f: &TxnFilter) -> (Query, String) {
         }
     };
     if let (Some(_), Some(account)) = (&f.code, &f.account) {
-        let p = q.bind(account.clone());
-        cond(&mut q, format!("account = {p}"));
+        let (lo, hi) = prefix_range(account);
+        let (lo, hi) = (q.bind(lo), q.bind(hi));
+        cond(&mut q, format!("account >= {lo} AND account < {hi}"));
     }
     if f.code.is_some() || f.account.is_some() {
         match f.state {
@@ -505,6 +550,83 @@ fn txn_query(f: &TxnFilter) -> (Query, String) {
     (q, from)
 }
 
+/// The text range holding every account that starts with `prefix`: `[prefix, prefix +
+/// U+10FFFF)` in SQLite's byte order. U+10FFFF is a non-character no account pattern admits.
+fn prefix_range(prefix: &str) -> (String, String) {
+    (prefix.to_owned(), format!("{prefix}\u{10FFFF}"))
+}
+
+/// How many index entries an account prefix may match before the list walks by time instead
+/// of sorting the prefix's rows.
+const PREFIX_SORT_LIMIT: i64 = 20_000;
+
+/// Whether `prefix` matches few enough rows (at most [`PREFIX_SORT_LIMIT`], counted on the
+/// index only) for the account index to drive the list, its matches sorted by time.
+fn prefix_is_narrow(conn: &Connection, prefix: &str) -> Result<bool, DbError> {
+    let (lo, hi) = prefix_range(prefix);
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM qiwi_transaction
+                 INDEXED BY qiwi_transaction_account
+             WHERE account >= ?1 AND account < ?2 LIMIT ?3)",
+        )?
+        .query_row(params![lo, hi, PREFIX_SORT_LIMIT + 1], |r| r.get(0))?;
+    Ok(n <= PREFIX_SORT_LIMIT)
+}
+
+/// The list query for `f` on `conn`: a wide account prefix (one that would sort many rows)
+/// is tested row by row along the time index instead, where dense matches fill a page fast.
+fn txn_query_on(conn: &Connection, f: &TxnFilter) -> Result<(Query, String), DbError> {
+    if let (None, Some(prefix)) = (&f.code, &f.account)
+        && !prefix_is_narrow(conn, prefix)?
+    {
+        let wide = TxnFilter {
+            account: None,
+            ..f.clone()
+        };
+        let (mut q, from) = txn_query(&wide);
+        let (lo, hi) = prefix_range(prefix);
+        let (lo, hi) = (q.bind(lo), q.bind(hi));
+        q.residual
+            .push(format!("account >= {lo} AND account < {hi}"));
+        return Ok((q, from));
+    }
+    Ok(txn_query(f))
+}
+
+/// Count and exact total of the transactions `f` selects, walking at most [`TOTALS_BUDGET`]
+/// rows of the driving index, newest first.
+pub fn transaction_totals(conn: &Connection, f: &TxnFilter) -> Result<FilteredTotals, DbError> {
+    let (mut q, from) = txn_query_on(conn, f)?;
+    let hit = if q.residual.is_empty() {
+        "1".to_owned()
+    } else {
+        format!("({})", q.residual.join(") AND ("))
+    };
+    let wh = if q.indexed.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", q.indexed.join(" AND "))
+    };
+    let limit = q.bind(TOTALS_BUDGET);
+    let sql = format!(
+        "SELECT count(*), coalesce(sum(hit), 0), {} FROM (
+             SELECT {hit} AS hit, CASE WHEN {hit} THEN sum_minor ELSE 0 END AS m
+             FROM {from} {wh} ORDER BY created_at DESC, id DESC LIMIT {limit})",
+        split_sum("m")
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(q.params.iter()), |r| {
+            let walked: i64 = r.get(0)?;
+            Ok(FilteredTotals {
+                count: r.get(1)?,
+                sum_minor: joined_sum(r, 2)?,
+                exact: walked < TOTALS_BUDGET,
+            })
+        })?)
+}
+
 /// One page of transactions matching `f`, newest first.
 pub fn transactions(
     conn: &Connection,
@@ -520,7 +642,7 @@ fn transactions_within(
     cursor: Option<Cursor>,
     budget: usize,
 ) -> Result<Page<TxnRow>, DbError> {
-    let (q, from) = txn_query(f);
+    let (q, from) = txn_query_on(conn, f)?;
     let map = |r: &Row<'_>| txn_row(r, false);
     page(
         conn,
@@ -534,15 +656,17 @@ fn transactions_within(
     )
 }
 
-/// Up to `limit` transactions matching `f` after `after` (all of them, however far apart: the
-/// CSV export), with the cursor to go on from.
+/// Up to `limit` transactions matching `f` after `after`, with the cursor to go on from
+/// (`None` at the end). Like a list page it walks at most `SCAN_BUDGET` rows or `SCAN_TIME`
+/// (a batch may then hold fewer rows, even none, and still a cursor), so one batch of an
+/// export no index serves holds a read connection no longer than a page does.
 pub fn export_batch(
     conn: &Connection,
     f: &TxnFilter,
     after: Option<i64>,
     limit: usize,
 ) -> Result<(Vec<TxnRow>, Option<i64>), DbError> {
-    let (mut q, from) = txn_query(f);
+    let (mut q, from) = txn_query_on(conn, f)?;
     let time = match after {
         None => None,
         Some(id) => match cursor_time(conn, "qiwi_transaction", id)? {
@@ -556,7 +680,8 @@ pub fn export_batch(
         &from,
         cursor.zip(time.as_deref()),
     );
-    let s = scan(conn, &sql, &q.params, limit, None, |r| txn_row(r, true))?;
+    let budget = (!q.residual.is_empty()).then_some(SCAN_BUDGET);
+    let s = scan(conn, &sql, &q.params, limit, budget, |r| txn_row(r, true))?;
     Ok((s.hits.into_iter().map(|(_, r)| r).collect(), s.more))
 }
 
@@ -667,6 +792,9 @@ pub fn requests(
     if let Some(s) = f.status {
         eq(&mut q, "status", s.into(), "qiwi_http_log_status");
     }
+    if let Some(r) = f.result {
+        eq(&mut q, "result", r.into(), "qiwi_http_log_result");
+    }
     if let Some(m) = &f.method {
         eq(&mut q, "method", m.clone().into(), "qiwi_http_log_method");
     }
@@ -715,15 +843,16 @@ pub fn dashboard(conn: &Connection, since: [&str; 3]) -> Result<Dashboard, DbErr
     let mut totals = [Totals::default(); 3];
     for (t, s) in totals.iter_mut().zip(since) {
         *t = conn
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(sum_minor), 0)
+            .prepare_cached(&format!(
+                "SELECT count(*), {}
                  FROM qiwi_transaction INDEXED BY qiwi_transaction_created
                  WHERE created_at >= ?1 AND test = 0",
-            )?
+                split_sum("sum_minor")
+            ))?
             .query_row([s], |r| {
                 Ok(Totals {
                     count: r.get(0)?,
-                    sum_minor: r.get(1)?,
+                    sum_minor: joined_sum(r, 1)?,
                 })
             })?;
     }
@@ -747,7 +876,18 @@ pub fn dashboard(conn: &Connection, since: [&str; 3]) -> Result<Dashboard, DbErr
     let last_request = conn
         .prepare_cached("SELECT max(created_at) FROM qiwi_http_log")?
         .query_row([], |r| r.get(0))?;
+    let unaccepted_2xx = conn
+        .prepare_cached(
+            "SELECT http_status, created_at FROM (
+                 SELECT http_status, created_at FROM qiwi_webhook_attempt
+                 ORDER BY id DESC LIMIT ?1)
+             WHERE http_status BETWEEN 200 AND 299 AND http_status NOT IN (200, 201)
+             LIMIT 1",
+        )?
+        .query_row([RECENT_ATTEMPTS], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     Ok(Dashboard {
+        unaccepted_2xx,
         totals,
         pending,
         oldest_pending,
@@ -755,6 +895,56 @@ pub fn dashboard(conn: &Connection, since: [&str; 3]) -> Result<Dashboard, DbErr
         failing_rows,
         last_request,
     })
+}
+
+/// One manual action, as the audit page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Its id.
+    pub id: i64,
+    /// UTC.
+    pub created_at: String,
+    /// Who.
+    pub username: String,
+    /// From which address (`''` from the CLI).
+    pub ip: String,
+    /// What: `resend`, `resend-all`, `logout`, ...
+    pub action: String,
+    /// Which rows or how many.
+    pub detail: String,
+}
+
+/// Records a manual action.
+pub fn insert_audit(conn: &Connection, a: &AuditRow) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "INSERT INTO admin_audit (created_at, username, ip, action, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![a.created_at, a.username, a.ip, a.action, a.detail])?;
+    Ok(())
+}
+
+/// Up to `limit` manual actions older than id `before` (all with `None`), newest first.
+pub fn audit(
+    conn: &Connection,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<AuditRow>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, created_at, username, ip, action, detail FROM admin_audit
+         WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit as i64], |r| {
+        Ok(AuditRow {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            username: r.get(2)?,
+            ip: r.get(3)?,
+            action: r.get(4)?,
+            detail: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// A logged-in session.
@@ -1013,6 +1203,64 @@ mod tests {
             .map(|i| i + 1)
             .collect();
         assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn totals_of_the_largest_sums_do_not_overflow() {
+        let c = db();
+        // 1,025 payments of the largest sum exceed i64 (issue 19.5).
+        let max = 9_007_199_254_740_991i64;
+        for i in 0..1025 {
+            add_txn(
+                &c,
+                &i.to_string(),
+                "79991234567",
+                max,
+                0,
+                "2024-01-01 00:00:00",
+            );
+        }
+        let d = dashboard(&c, ["2023-01-01 00:00:00"; 3]).unwrap();
+        assert_eq!(d.totals[0].count, 1025);
+        assert_eq!(d.totals[0].sum_minor, 1025 * i128::from(max));
+        assert!(d.totals[0].sum_minor > i128::from(i64::MAX));
+        let t = transaction_totals(&c, &TxnFilter::default()).unwrap();
+        assert_eq!(
+            (t.count, t.sum_minor, t.exact),
+            (1025, 1025 * i128::from(max), true)
+        );
+    }
+
+    #[test]
+    fn filtered_totals_count_only_matches_and_say_when_they_are_bounds() {
+        let c = db();
+        for i in 0..40i64 {
+            add_txn(
+                &c,
+                &i.to_string(),
+                &format!("7999{i:03}"),
+                100 + i,
+                i % 2,
+                "2024-01-01 00:00:00",
+            );
+        }
+        add_txn(&c, "x", "8800", 5, 0, "2024-01-01 00:00:00");
+        let f = TxnFilter {
+            account: Some("7999".into()),
+            min_minor: Some(130),
+            ..Default::default()
+        };
+        let t = transaction_totals(&c, &f).unwrap();
+        assert_eq!(t.count, 10);
+        assert_eq!(t.sum_minor, (130..140).sum::<i64>().into());
+        assert!(t.exact);
+        // A prefix finds longer accounts; the page and the totals agree.
+        let prefix = TxnFilter {
+            account: Some("799903".into()),
+            ..Default::default()
+        };
+        assert_eq!(all_pages(&c, &prefix).len(), 10);
+        assert_eq!(transaction_totals(&c, &prefix).unwrap().count, 10);
     }
 
     #[test]

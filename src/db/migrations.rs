@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_heartbeat.sql"),
     include_str!("../../migrations/0004_canonical_txn_id.sql"),
     include_str!("../../migrations/0005_reconcile.sql"),
+    include_str!("../../migrations/0006_admin_ui.sql"),
     include_str!("../../migrations/0007_seeit.sql"),
 ];
 

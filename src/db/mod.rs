@@ -25,6 +25,12 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use writer::Writer;
 
+/// Read-only connections in the pool.
+const READERS: u32 = 8;
+/// Read connections [`Db::read_bulk`] callers (admin pages, CSV exports) may never take
+/// together: kept for the payment path, the webhook worker and session checks (issue 19.5).
+pub const READERS_RESERVED: usize = 2;
+
 /// How long a connection waits for SQLite's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -154,6 +160,8 @@ pub(crate) fn writable_problem(path: &Path) -> Option<String> {
 pub struct Db {
     writer: Writer,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// Permits for [`Db::read_bulk`]: `READERS - READERS_RESERVED`.
+    bulk_reads: Arc<tokio::sync::Semaphore>,
     /// Whether the checkpointer thread checkpoints; it stops once every clone is gone.
     checkpoints: Arc<AtomicBool>,
 }
@@ -201,7 +209,7 @@ impl Db {
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|c| configure(c));
         let readers = r2d2::Pool::builder()
-            .max_size(8)
+            .max_size(READERS)
             .min_idle(Some(1))
             .build(manager)?;
         let checkpoints = Arc::new(AtomicBool::new(true));
@@ -211,6 +219,9 @@ impl Db {
         Ok(Db {
             writer: Writer::start(conn, restart_wal),
             readers,
+            bulk_reads: Arc::new(tokio::sync::Semaphore::new(
+                READERS as usize - READERS_RESERVED,
+            )),
             checkpoints,
         })
     }
@@ -283,6 +294,21 @@ impl Db {
             f(&conn)
         })
         .await?
+    }
+}
+
+impl Db {
+    /// Like [`Db::read`], for work an operator asks for (admin pages, exports): waits for one
+    /// of `READERS - READERS_RESERVED` permits first, so however many such reads run at once,
+    /// [`READERS_RESERVED`] connections stay free for payments, the worker and sessions.
+    pub async fn read_bulk<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        // Acquiring fails only on a closed semaphore, and this one is never closed.
+        let _permit = self.bulk_reads.acquire().await.ok();
+        self.read(f).await
     }
 }
 

@@ -151,7 +151,10 @@ impl Admin {
 
 /// The ids in the first column of a list page, in order.
 fn listed_ids(html: &str, path: &str) -> Vec<i64> {
-    let re = Regex::new(&format!(r#"<td><a href="{path}/(\d+)">\d+</a></td>"#)).unwrap();
+    let re = Regex::new(&format!(
+        r#"<td(?: class="c-id")?><a href="{path}/(\d+)">\d+</a></td>"#
+    ))
+    .unwrap();
     re.captures_iter(html)
         .map(|c| c[1].parse().unwrap())
         .collect()
@@ -296,12 +299,34 @@ async fn login_opens_a_session_in_a_strict_cookie_and_logout_ends_it() {
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let resp = admin.post(&app, "/admin/logout", Some(&admin.csrf)).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert_eq!(resp.headers()[LOCATION], "/admin/login");
+    assert_eq!(resp.headers()[LOCATION], "/admin/login?logged_out=1");
     assert!(
         set_cookie(&resp, "qg_session")
             .unwrap()
             .contains("Max-Age=0")
     );
+    // The login page says so, and how to recover a lost password.
+    let html = app
+        .client
+        .get(format!("{}/admin/login?logged_out=1", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("You are logged out."), "{html}");
+    assert!(html.contains("qiwi-gateway admin set-password"));
+    let plain = app
+        .client
+        .get(format!("{}/admin/login", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!plain.contains("You are logged out."));
     // The old cookie no longer opens anything.
     let (status, _) = admin.get(&app, "/admin").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -571,10 +596,10 @@ async fn transaction_filters_select_the_matching_rows_and_stay_in_the_links() {
     assert_eq!(all, vec![4, 3, 2, 1]);
     // Amounts from the exact minor units, two decimals; state badges.
     for text in [
-        ">10.50<",
-        ">250.00<",
-        ">99.99<",
-        ">0.07<",
+        ">10.50 RUB<",
+        ">250.00 RUB<",
+        ">99.99 RUB<",
+        ">0.07 RUB<",
         ">delivered<",
         ">failing<",
         ">received<",
@@ -835,15 +860,53 @@ async fn resend_makes_the_webhook_due_now() {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         resp.headers()[LOCATION],
-        "/admin/transactions?state=undelivered&queued=2"
+        "/admin/transactions?state=undelivered"
     );
+    let flash = set_cookie(&resp, "qg_flash").expect("the notice rides in a cookie");
+    assert!(flash.starts_with("qg_flash=queued-2;"), "{flash}");
     assert!(due("501").unwrap() <= chrono::Utc::now().timestamp_millis());
     assert!(due("502").unwrap() <= chrono::Utc::now().timestamp_millis());
     assert_eq!(due("500"), None);
-    let (_, html) = admin
-        .get(&app, "/admin/transactions?state=undelivered&queued=2")
-        .await;
+    // The page after the redirect says it once, shows the rows as queued, and drops the
+    // notice: a reload shows the state without it.
+    let resp = app
+        .client
+        .get(format!("{}/admin/transactions?state=undelivered", app.base))
+        .header(
+            COOKIE,
+            format!("qg_session={}; qg_flash=queued-2", admin.cookie),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(set_cookie(&resp, "qg_flash").unwrap().contains("Max-Age=0"));
+    let html = resp.text().await.unwrap();
     assert!(html.contains("2 undelivered transaction(s) queued"));
+    assert_eq!(html.matches("badge warn\">queued<").count(), 2, "{html}");
+    assert!(!html.contains("badge bad\">failing<"));
+    let (_, html) = admin
+        .get(&app, "/admin/transactions?state=undelivered")
+        .await;
+    assert!(!html.contains("queued for delivery"));
+    assert_eq!(html.matches("badge warn\">queued<").count(), 2);
+    // No webhook URL is configured here: the transaction page says what it waits for,
+    // not a "next attempt" in the past.
+    let (_, html) = admin.get(&app, "/admin/transactions/2").await;
+    assert!(
+        html.contains("waiting: no webhook URL configured"),
+        "{html}"
+    );
+    // Both manual actions are in the audit, with who and from where.
+    let (_, html) = admin.get(&app, "/admin/audit").await;
+    assert!(html.contains(">resend-all<"), "{html}");
+    assert!(html.contains(">resend<"));
+    assert!(html.contains("2 transaction(s)"));
+    assert!(html.contains("transaction 1"));
+    assert!(html.contains("127.0.0.1"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM admin_audit WHERE username = 'admin'"),
+        2
+    );
 
     // A transaction that does not exist: 404, nothing changes.
     let resp = admin
@@ -922,11 +985,32 @@ async fn the_csv_export_streams_every_filtered_row() {
     let csv = resp.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2501);
-    assert!(lines[0].starts_with("\"id\",\"txn_id\",\"account\",\"sum\""));
+    // UTF-8 with a BOM; the zone of the times is in the header; the state is a word.
     assert!(
-        lines[1].starts_with("\"2500\",\"2499\",\"plain\",\"74.97\""),
+        lines[0].starts_with(
+            "\u{feff}\"id\",\"txn_id\",\"account\",\"sum\",\"state\",\"created_at (UTC)\""
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("\"2500\",\"2499\",\"plain\",\"74.97\",\"received\""),
         "{}",
         lines[1]
+    );
+    // A semicolon on request.
+    let csv = admin
+        .get_raw(&app, "/admin/transactions.csv?sep=semicolon&code=7")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("\"8\";\"7\";\"plain\";\"0.21\";"),
+        "{csv}"
     );
 
     let (status, csv) = admin
@@ -970,16 +1054,22 @@ async fn the_dashboard_shows_totals_backlog_failures_and_configuration() {
     let app = spawn_app_with(with_password).await;
     let admin = login(&app).await;
     let (_, html) = admin.get(&app, "/admin").await;
-    assert!(html.contains("No failing deliveries."));
+    assert!(html.contains("No failing deliveries: every payment so far was acknowledged."));
     assert!(html.contains("never"), "no request yet");
+    // Defaults leave /payment and /metrics open and no webhook URL: each is a warning.
+    for id in ["warn-payment-open", "warn-metrics-open", "warn-no-webhook"] {
+        assert!(html.contains(id), "{id}");
+    }
+    assert!(!html.contains("warn-payments-off"));
 
     app.pay("1", "acc", "10.45").await;
     app.pay("2", "acc", "5").await;
     sql(&app, "UPDATE qiwi_transaction SET attempts = 4, last_error = 'HTTP 502', last_attempt_at = '2024-01-01 00:00:00' WHERE code = '2'").await;
     let (status, html) = admin.get(&app, "/admin").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("15.45"), "sum of today's payments");
-    assert!(html.contains("Today (UTC)"));
+    assert!(html.contains("15.45 RUB"), "sum of today's payments");
+    assert!(html.contains("Today <span class=\"muted\">(since "));
+    assert!(html.contains(", UTC)"));
     assert!(html.contains("HTTP 502"));
     assert!(html.contains("Resend all undelivered (2)"));
     assert!(html.contains("not configured"));
@@ -1057,4 +1147,232 @@ async fn a_resend_is_sent_by_the_worker_and_shows_as_a_new_attempt() {
         "two attempt rows"
     );
     assert!(html.contains("Webhook delivery queued"));
+}
+
+/// Issue 16.1/16.2/16.5: Moscow time on the pages, in the filters and in the CSV; Russian
+/// amounts; count and total of the filtered set; account prefix search.
+#[tokio::test]
+async fn moscow_time_russian_amounts_totals_and_prefix_search() {
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.display_timezone = "Europe/Moscow".parse().unwrap();
+        c.display_locale = qiwi_gateway::config::DisplayLocale::Ru;
+    })
+    .await;
+    add_txns(
+        &app,
+        vec![
+            // 22:30 UTC on Jan 31 is 01:30 on Feb 1 in Moscow.
+            (
+                "1".into(),
+                "79991234567".into(),
+                31_119_227,
+                0,
+                "2024-01-31 22:30:00".into(),
+            ),
+            (
+                "2".into(),
+                "+79990000000".into(),
+                1_000,
+                0,
+                "2024-01-31 20:30:00".into(),
+            ),
+            (
+                "3".into(),
+                "79990001111".into(),
+                50,
+                1,
+                "2024-02-01 10:00:00".into(),
+            ),
+        ],
+    )
+    .await;
+    let admin = login(&app).await;
+    let (status, html) = admin.get(&app, "/admin/transactions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("2024-02-01 01:30:00"), "{html}");
+    assert!(!html.contains("2024-01-31 22:30:00"));
+    assert!(html.contains("Created (Europe/Moscow)"));
+    assert!(html.contains("311\u{a0}192,27\u{a0}₽"));
+    assert!(html.contains("all times are Europe/Moscow"));
+    // Feb 1 in Moscow holds the first and the third, not the second (Jan 31, 23:30 MSK).
+    let (_, html) = admin
+        .get(&app, "/admin/transactions?from=2024-02-01&to=2024-02-01")
+        .await;
+    assert_eq!(listed_ids(&html, "/admin/transactions"), vec![3, 1]);
+    // Count and exact total of the filtered set.
+    assert!(
+        html.contains("<strong>2</strong> payment(s) match, <strong class=\"num\">311\u{a0}192,77\u{a0}₽</strong> in total."),
+        "{html}"
+    );
+    // Prefix search: 7999 finds both accounts that start with it, not "+7999...".
+    let (_, html) = admin.get(&app, "/admin/transactions?account=7999").await;
+    assert_eq!(listed_ids(&html, "/admin/transactions"), vec![3, 1]);
+    let (_, html) = admin.get(&app, "/admin/transactions?account=79990").await;
+    assert_eq!(listed_ids(&html, "/admin/transactions"), vec![3]);
+
+    // The CSV: `;` by the locale, the zone named, a comma decimal mark, the phone number as
+    // it is.
+    let csv = admin
+        .get_raw(&app, "/admin/transactions.csv?code=2")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].contains("\"created_at (Europe/Moscow)\""), "{csv}");
+    assert!(lines[0].contains(";\"state\";"));
+    assert_eq!(
+        lines[1],
+        "\"2\";\"2\";\"+79990000000\";\"10,00\";\"received\";\"2024-01-31 23:30:00\";\"20240101120000\";\"0\";\"\";\"\";\"{}\""
+    );
+    // ... and a comma on request.
+    let csv = admin
+        .get_raw(&app, "/admin/transactions.csv?code=2&sep=comma")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("\"2\",\"2\",\"+79990000000\",\"10,00\",")
+    );
+}
+
+/// Issue 19.5: 1,025 pays of the largest sum overflow a 64-bit `sum()`; the dashboard and the
+/// list's total stay exact.
+#[tokio::test]
+async fn money_totals_do_not_overflow() {
+    let app = spawn_app_with(with_password).await;
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    let max = 9_007_199_254_740_991i64;
+    let rows = (0..1025)
+        .map(|i| (format!("{i}"), "acc".to_owned(), max, 1, now.clone()))
+        .collect();
+    add_txns(&app, rows).await;
+    let admin = login(&app).await;
+    let (status, html) = admin.get(&app, "/admin").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("92,323,792,361,095,157.75 RUB"), "{html}");
+    let (status, html) = admin.get(&app, "/admin/transactions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<strong>1,025</strong> payment(s), <strong class=\"num\">92,323,792,361,095,157.75 RUB</strong> in total."), "{html}");
+}
+
+/// Issue 19.5: at most two exports run at once; a third is refused until one ends.
+#[tokio::test]
+async fn concurrent_exports_are_limited() {
+    let app = spawn_app_with(with_password).await;
+    // ~50 MB of CSV: more than loopback's socket buffers hold, so an export whose client
+    // does not read stays running.
+    let fat = "7".repeat(1000);
+    let rows = (0..50_000)
+        .map(|i| {
+            (
+                format!("{i}"),
+                fat.clone(),
+                100,
+                0,
+                "2024-05-01 10:00:00".to_owned(),
+            )
+        })
+        .collect();
+    add_txns(&app, rows).await;
+    let admin = login(&app).await;
+    let first = admin.get_raw(&app, "/admin/transactions.csv").await;
+    let second = admin.get_raw(&app, "/admin/transactions.csv").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    let third = admin.get_raw(&app, "/admin/transactions.csv").await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        third
+            .text()
+            .await
+            .unwrap()
+            .contains("exports are running already")
+    );
+    // Pages still answer while both exports hold their slots.
+    let (status, _) = admin.get(&app, "/admin/transactions").await;
+    assert_eq!(status, StatusCode::OK);
+    // Dropping one ends it, and its slot is free again.
+    drop(first);
+    let start = std::time::Instant::now();
+    loop {
+        let resp = admin.get_raw(&app, "/admin/transactions.csv?code=1").await;
+        if resp.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(start.elapsed().as_secs() < 20, "the slot was never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(second);
+}
+
+/// Issue 16.4: the dashboard warns about a receiver answering 204 and switched-off payments;
+/// 16.2: the request log filters by result code.
+#[tokio::test]
+async fn dashboard_warnings_and_the_result_filter() {
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.payments_enabled = false;
+    })
+    .await;
+    app.pay("1", "acc", "1").await;
+    app.query("command=check&txn_id=2&account=acc&sum=1").await;
+    add_txns(
+        &app,
+        vec![(
+            "9".into(),
+            "acc".into(),
+            100,
+            0,
+            "2024-05-01 10:00:00".into(),
+        )],
+    )
+    .await;
+    sql(
+        &app,
+        "INSERT INTO qiwi_webhook_attempt (transaction_id, created_at, http_status, error, duration_ms)
+         SELECT id, '2024-05-01 10:00:05', 204, 'HTTP 204', 3 FROM qiwi_transaction WHERE code = '9'",
+    )
+    .await;
+    let admin = login(&app).await;
+    let (_, html) = admin.get(&app, "/admin").await;
+    assert!(html.contains("warn-payments-off"), "{html}");
+    assert!(html.contains("warn-unaccepted-2xx"));
+    assert!(html.contains("answered HTTP 204"));
+    assert!(html.contains("only 200 and 201"));
+    // Result 7 (payments off) against the others.
+    let results: Vec<i64> = {
+        let c = app.db();
+        let mut st = c
+            .prepare("SELECT DISTINCT result FROM qiwi_http_log WHERE result IS NOT NULL")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(!results.is_empty(), "{results:?}");
+    for r in results {
+        let want = app.count(&format!(
+            "SELECT COUNT(*) FROM qiwi_http_log WHERE result = {r}"
+        ));
+        let (status, html) = admin.get(&app, &format!("/admin/log?result={r}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            listed_ids(&html, "/admin/log").len() as i64,
+            want,
+            "result {r}"
+        );
+        assert!(html.contains(&format!(r#"name="result" value="{r}""#)));
+    }
+    let (_, html) = admin.get(&app, "/admin/log?result=241").await;
+    assert!(listed_ids(&html, "/admin/log").is_empty());
+    let (_, html) = admin.get(&app, "/admin/log?result=x").await;
+    assert!(html.contains("is not a protocol result code"));
 }

@@ -12,7 +12,7 @@ mod limits;
 mod log;
 mod ops;
 mod payment;
-mod reconcile;
 mod protocol;
+mod reconcile;
 mod routes;
 mod webhook;

@@ -1,0 +1,106 @@
+//! `/admin/audit`: the manual actions taken (resends, password changes, ...), who took them,
+//! when and from which address; and [`record`], which the actions call.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{Extension, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::auth::Session;
+use super::view;
+use super::{AdminError, Layout, render};
+use crate::app::AppState;
+use crate::db::{self, DbError, admin as q};
+
+/// Rows on the audit page.
+const AUDIT_PAGE: usize = 100;
+
+/// Records that `session`'s user did `action` (`detail`: which rows or how many) from the
+/// client `peer` names (behind a trusted proxy, the client it forwards for).
+pub async fn record(
+    state: &AppState,
+    session: &Session,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    action: &str,
+    detail: String,
+) -> Result<(), DbError> {
+    let ip = crate::http::client_ip::client_ip(peer.ip(), headers, &state.config.trusted_proxies);
+    let row = q::AuditRow {
+        id: 0,
+        created_at: db::now_text(),
+        username: session.username.clone(),
+        ip: ip.to_string(),
+        action: action.to_owned(),
+        detail,
+    };
+    state
+        .db
+        .writer()
+        .write(move |c| q::insert_audit(c, &row))
+        .await
+}
+
+/// One action as the page shows it.
+struct AuditView {
+    created_at: String,
+    username: String,
+    ip: String,
+    action: String,
+    detail: String,
+}
+
+/// The audit page.
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    layout: Layout,
+    rows: Vec<AuditView>,
+    older: Option<String>,
+}
+
+/// `GET /admin/audit`: the newest actions, [`AUDIT_PAGE`] a page (`?before=id` goes on).
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = view::query_map(raw.as_deref());
+    let before = q.get("before").and_then(|v| v.parse::<i64>().ok());
+    let rows = match state
+        .db
+        .read_bulk(move |c| q::audit(c, before, AUDIT_PAGE))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return AdminError::from(e).into_response(),
+    };
+    let zone = view::Fmt::new(&state.config);
+    let older = (rows.len() == AUDIT_PAGE)
+        .then(|| rows.last().map(|r| format!("/admin/audit?before={}", r.id)))
+        .flatten();
+    let rows = rows
+        .into_iter()
+        .map(|r| AuditView {
+            created_at: zone.time(&r.created_at),
+            username: r.username,
+            ip: if r.ip.is_empty() {
+                "command line".to_owned()
+            } else {
+                r.ip
+            },
+            action: r.action,
+            detail: r.detail,
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &AuditPage {
+            layout: Layout::new("Audit", &session, "audit", &zone),
+            rows,
+            older,
+        },
+    )
+}
