@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The admin UI's credentials and login limiter.
     pub admin: admin::AdminState,
+    /// What one client may make the server hold or write (`http::limits`).
+    pub limits: Arc<crate::http::limits::Limits>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             payment_stored: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new()),
             admin: admin::AdminState::default(),
+            limits: Arc::default(),
         })
     }
 }
@@ -73,11 +76,27 @@ impl AppState {
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/payment", any(qiwi::handler::any))
+        .route(
+            "/payment",
+            // Allow-list, Basic auth and the declared size are decided from the head, before
+            // the handler reads the body.
+            any(qiwi::handler::any).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::http::payment_guard::layer,
+            )),
+        )
         .merge(ops::health::routes())
         .route("/", get(|| async { Redirect::to("/admin") }))
         .nest("/admin", admin::router(&state))
         .fallback(admin::not_found_public)
+        // Bodies read by extractors (the login form) stop at the same cap as /payment's.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::http::payment_guard::MAX_BODY as usize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::limits::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::http::request_log::layer,
@@ -106,6 +125,13 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!(ops::startup::listen_problem(state.config.listen_addr, &e)))?;
     let addr = listener.local_addr()?;
+    // Everything that can refuse the start is done before the admin password is generated
+    // and printed: a start that then fails must not show a password nobody can use.
+    let tls = match &state.config.tls {
+        Some(files) => Some((ops::tls::load(files).await?, files.clone())),
+        None => None,
+    };
+    let worker = Worker::from_config(state.db.clone(), &state.config)?;
     // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
     admin::init(&state, addr)
         .await
@@ -125,15 +151,11 @@ pub async fn start(
         // Litestream (or another tool) checkpoints: the gateway's own would race it.
         state.db.set_background_checkpoints(false);
     }
-    let tls = match &state.config.tls {
-        Some(files) => Some((ops::tls::load(files).await?, files.clone())),
-        None => None,
-    };
 
     // `stop` ends the background work (worker, housekeeping, certificate watch) once the
     // server has been told to shut down.
     let stop = CancellationToken::new();
-    let worker = match Worker::from_config(state.db.clone(), &state.config)? {
+    let worker = match worker {
         Some(worker) => {
             let url = state.config.webhook_url.as_ref();
             tracing::info!(
@@ -175,8 +197,37 @@ pub async fn start(
     });
     let housekeeping = tokio::spawn(ops::housekeeping::run(state.clone(), stop.clone()));
 
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::Server::<SocketAddr>::from_listener(listener).handle(handle);
+    let fd_limit = crate::http::limits::raise_fd_limit();
+    let max_connections =
+        crate::http::limits::fit_connections(state.config.http_max_connections, fd_limit);
+    if max_connections < state.config.http_max_connections {
+        tracing::warn!(
+            configured = state.config.http_max_connections,
+            max_connections,
+            fd_limit,
+            "http_max_connections lowered to fit the open-files limit (raise it with \
+             `ulimit -n` or LimitNOFILE=)"
+        );
+    }
+    let app = crate::http::limits::ConnectionLimit::new(
+        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        max_connections,
+    );
+    let header_timeout = state.config.http_header_timeout;
+    let request_timeout = state.config.http_request_timeout;
+    // HTTP/1 only: QIWI speaks HTTP/1.1, and HTTP/2 streams have no header timeout.
+    let mut server = axum_server::Server::<SocketAddr>::from_listener(listener)
+        .handle(handle)
+        .http1_only()
+        .first_request_timeout(header_timeout);
+    server
+        .http_builder()
+        .http1()
+        // hyper starts this timer whenever it waits for a request head, so it is also how
+        // long a kept-alive connection may sit idle.
+        .header_read_timeout(header_timeout)
+        .max_headers(crate::http::limits::MAX_HEADERS)
+        .max_buf_size(crate::http::limits::MAX_HEAD);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let serve: BoxFuture<std::io::Result<()>> = match tls {
         None => Box::pin(server.serve(app)),
@@ -205,6 +256,9 @@ pub async fn start(
     tracing::info!(
         %addr,
         scheme,
+        max_connections,
+        ?header_timeout,
+        ?request_timeout,
         "qiwi-gateway listening; QIWI endpoint is /payment, admin UI is /admin"
     );
     Ok(Running { addr, task })

@@ -2,14 +2,20 @@
 //! start into real types. Every key's environment variable is its name in upper case
 //! (`listen_addr` ↔ `LISTEN_ADDR`), which keeps the original product's names
 //! (`HTTP_AUTH_USERNAME`, `QIWI_CHECK_URL`, ...).
+//!
+//! Environment values are read verbatim ([`VerbatimEnv`]): figment's own `Env` provider parses
+//! them as TOML-ish values, so `HTTP_AUTH_PASSWORD=000000123456` became `123456` and
+//! `"quoted"` lost its quotes. Errors name where the bad value came from (the file and key, or
+//! the environment variable).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
 use ipnet::IpNet;
 use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -27,18 +33,20 @@ pub enum ConfigError {
     #[error("{0}")]
     Load(String),
     /// A value has the right shape but is not usable.
-    #[error("invalid `{key}` (env {env}): {reason}")]
+    #[error("invalid `{key}` ({origin}): {reason}")]
     Invalid {
         /// The key in `config.toml`.
         key: &'static str,
-        /// Its environment variable.
-        env: String,
+        /// Where the value came from: `env KEY`, `file PATH`, or `built-in default`.
+        origin: String,
         /// What is wrong with it.
         reason: String,
     },
 }
 
-/// The configuration as written in the file and the environment, before validation.
+/// The configuration as written in the file and the environment, before validation. A text
+/// key is a [`Text`] (never a bare `String`): [`VerbatimEnv`] hands `PORT=8080`-like values on
+/// as numbers, which `Text` takes back as the same characters and `String` would refuse.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -72,6 +80,9 @@ pub struct RawConfig {
     shutdown_timeout_secs: u64,
     tls_cert_file: Option<Text>,
     tls_key_file: Option<Text>,
+    http_header_timeout_secs: u64,
+    http_request_timeout_secs: u64,
+    http_max_connections: usize,
 }
 
 impl Default for RawConfig {
@@ -85,7 +96,11 @@ impl Default for RawConfig {
             check_timeout_secs: 10,
             account_pattern: DEFAULT_ACCOUNT_PATTERN.into(),
             min_sum: "0.01".into(),
-            max_sum: None,
+            // 15,000 RUB: above it a payment agent must identify the payer (Federal Law
+            // 115-FZ, art. 7), which a terminal does not, so no ordinary terminal pay is
+            // larger; it also keeps sums of pays far from i64 overflow. An empty value
+            // removes the limit.
+            max_sum: Some("15000.00".into()),
             payments_enabled: true,
             qiwi_webhook_url: None,
             webhook_secret: None,
@@ -107,6 +122,9 @@ impl Default for RawConfig {
             shutdown_timeout_secs: 8,
             tls_cert_file: None,
             tls_key_file: None,
+            http_header_timeout_secs: 10,
+            http_request_timeout_secs: 30,
+            http_max_connections: 1024,
         }
     }
 }
@@ -143,6 +161,9 @@ pub const KEYS: &[&str] = &[
     "shutdown_timeout_secs",
     "tls_cert_file",
     "tls_key_file",
+    "http_header_timeout_secs",
+    "http_request_timeout_secs",
+    "http_max_connections",
 ];
 
 /// The keys whose values are secrets: masked wherever the configuration is printed.
@@ -172,8 +193,8 @@ pub struct BasicAuth {
     pub password: Secret,
 }
 
-/// The validated configuration.
-#[derive(Debug, Clone)]
+/// The validated configuration. Its `Debug` masks secrets and the URLs' credentials.
+#[derive(Clone)]
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen_addr: SocketAddr,
@@ -233,6 +254,52 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Intervals of background work (not configuration keys: tests shorten them).
     pub timings: Timings,
+    /// A request head (and, on a kept-alive connection, the wait for the next one) must
+    /// arrive within this, else the connection is closed.
+    pub http_header_timeout: Duration,
+    /// A request's body must arrive within this from its head; it is answered 408 at the
+    /// latest 5 s later. Kept well inside QIWI's 60 s.
+    pub http_request_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's listen queue.
+    pub http_max_connections: usize,
+}
+
+impl fmt::Debug for Config {
+    // By hand because `Url`'s own `Debug` prints user info and query values. Keys added
+    // later show up as `..` until listed here: nothing is printed by accident.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = |u: &Option<Url>| u.as_ref().map(crate::ops::redact::url);
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("database_path", &self.database_path)
+            .field("http_auth", &self.http_auth)
+            .field("check_url", &url(&self.check_url))
+            .field("check_timeout", &self.check_timeout)
+            .field("account_pattern", &self.account_pattern)
+            .field("min_sum", &self.min_sum)
+            .field("max_sum", &self.max_sum)
+            .field("payments_enabled", &self.payments_enabled)
+            .field("webhook_url", &url(&self.webhook_url))
+            .field("webhook_secret", &self.webhook_secret)
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("webhook_initial_delay", &self.webhook_initial_delay)
+            .field("webhook_max_delay", &self.webhook_max_delay)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_concurrency", &self.webhook_concurrency)
+            .field("admin_username", &self.admin_username)
+            .field("admin_password", &self.admin_password)
+            .field("admin_cookie_secure", &self.admin_cookie_secure)
+            .field("qiwi_allowed_ips", &self.qiwi_allowed_ips)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_token", &self.metrics_token)
+            .field("readiness_max_backlog_age", &self.readiness_max_backlog_age)
+            .field("log_retention", &self.log_retention)
+            .field("log_format", &self.log_format)
+            .field("db_checkpoint", &self.db_checkpoint)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How log lines are written to stdout.
@@ -309,7 +376,81 @@ pub fn figment(file: Option<&Path>) -> Figment {
     if let Some(path) = file {
         f = f.merge(Toml::file_exact(path));
     }
-    f.merge(Env::raw().only(KEYS))
+    f.merge(VerbatimEnv)
+}
+
+/// The `Source::Custom` tag of values from the environment.
+const ENV_SOURCE: &str = "environment";
+
+/// The environment variables of [`KEYS`] (upper case) as a figment provider that yields every
+/// value as the exact text it was. Only a value whose text a number or boolean prints back
+/// identically (`8080`, `-1`, `true`) is handed on typed, so numeric and boolean keys
+/// deserialize and a text key gets the same characters back through [`Text`]; everything
+/// else (`000000123456`, `+5`, `12.50`, `"quoted"`, `[a,b]`, ` padded `) stays a string.
+/// A value that is not UTF-8 is an error naming the variable.
+#[derive(Debug, Clone, Copy)]
+pub struct VerbatimEnv;
+
+impl VerbatimEnv {
+    /// The value a variable's text becomes: typed only when that is lossless.
+    fn value(text: &str) -> Value {
+        if let Ok(n) = text.parse::<u64>()
+            && n.to_string() == text
+        {
+            return Value::from(n);
+        }
+        if let Ok(n) = text.parse::<i64>()
+            && n.to_string() == text
+        {
+            return Value::from(n);
+        }
+        match text {
+            "true" => Value::from(true),
+            "false" => Value::from(false),
+            _ => Value::from(text.to_owned()),
+        }
+    }
+}
+
+impl Provider for VerbatimEnv {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable")
+            .source(Source::Custom(ENV_SOURCE.into()))
+            .interpolater(|_: &Profile, k: &[&str]| k.join(".").to_ascii_uppercase())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for key in KEYS {
+            let var = key.to_ascii_uppercase();
+            match std::env::var(&var) {
+                Ok(text) => {
+                    dict.insert((*key).to_owned(), Self::value(&text));
+                }
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(figment::Error::from(format!(
+                        "environment variable {var} is not valid UTF-8"
+                    )));
+                }
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Where `key`'s effective value comes from, as error messages and `check-config` say it:
+/// `env KEY`, `file PATH`, or `built-in default`.
+pub fn origin(figment: &Figment, key: &str) -> String {
+    origin_of(figment.find_metadata(key), key)
+}
+
+fn origin_of(md: Option<&Metadata>, key: &str) -> String {
+    match md.and_then(|m| m.source.as_ref()) {
+        Some(Source::File(p)) => format!("file {}", p.display()),
+        Some(Source::Custom(s)) if s == ENV_SOURCE => format!("env {}", key.to_ascii_uppercase()),
+        _ => "built-in default".to_owned(),
+    }
 }
 
 /// Loads and validates the configuration. A file named explicitly must exist.
@@ -322,23 +463,56 @@ pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
             path.display()
         )));
     }
-    let raw: RawConfig = figment(file)
+    let figment = figment(file);
+    let raw: RawConfig = figment
         .extract()
         .map_err(|e| ConfigError::Load(describe(e)))?;
-    raw.validate()
+    raw.validate().map_err(|e| match e {
+        ConfigError::Invalid { key, reason, .. } => ConfigError::Invalid {
+            key,
+            origin: origin(&figment, key),
+            reason,
+        },
+        e => e,
+    })
 }
 
-/// One line per figment error, naming the key and its environment variable.
+/// One line per figment error, naming the key and where its value came from.
 fn describe(e: figment::Error) -> String {
+    use figment::error::{Actual, Kind};
     e.into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            if let figment::error::Kind::UnknownField(name, _) = &e.kind {
+            let origin = origin_of(e.metadata.as_ref(), &key);
+            // The value is quoted only for keys that are not secrets.
+            let shown = |a: &Actual| match a {
+                _ if SECRET_KEYS.contains(&key.as_str()) => "the value".to_owned(),
+                Actual::Str(s) => format!("`{}`", s.escape_debug()),
+                Actual::Unsigned(n) => format!("`{n}`"),
+                Actual::Signed(n) => format!("`{n}`"),
+                Actual::Float(n) => format!("`{n}`"),
+                Actual::Bool(b) => format!("`{b}`"),
+                a => a.to_string(),
+            };
+            let reason = match &e.kind {
+                Kind::InvalidType(a, exp) | Kind::InvalidValue(a, exp) if exp.contains("bool") => {
+                    format!("{} is not a boolean: use true or false", shown(a))
+                }
+                Kind::InvalidType(a, exp) | Kind::InvalidValue(a, exp)
+                    if ["u64", "u32", "usize", "u16", "u8", "i64", "integer"]
+                        .iter()
+                        .any(|t| exp.contains(t)) =>
+                {
+                    format!("{} is not a whole number like 10", shown(a))
+                }
+                k => k.to_string(),
+            };
+            if let Kind::UnknownField(name, _) = &e.kind {
                 format!("unknown configuration key `{name}` (see config.toml.example)")
             } else if key.is_empty() {
-                format!("configuration: {}", e.kind)
+                format!("configuration: {reason}")
             } else {
-                format!("invalid `{key}` (env {}): {}", key.to_uppercase(), e.kind)
+                format!("invalid `{key}` ({origin}): {reason}")
             }
         })
         .collect::<Vec<_>>()
@@ -348,9 +522,10 @@ fn describe(e: figment::Error) -> String {
 impl RawConfig {
     /// Turns the raw values into real types, naming the first bad key.
     pub fn validate(self) -> Result<Config, ConfigError> {
+        // `load` replaces the origin with where the value really came from.
         let invalid = |key: &'static str, reason: String| ConfigError::Invalid {
             key,
-            env: key.to_uppercase(),
+            origin: format!("env {}", key.to_uppercase()),
             reason,
         };
         let url = |key: &'static str, v: Option<Text>| -> Result<Option<Url>, ConfigError> {
@@ -381,11 +556,8 @@ impl RawConfig {
         };
         let nonempty = |v: Option<Text>| v.map(|t| t.0).filter(|s| !s.is_empty());
 
-        let listen_addr = self
-            .listen_addr
-            .0
-            .parse()
-            .map_err(|e| invalid("listen_addr", format!("{e} (expected host:port)")))?;
+        let listen_addr = parse_listen_addr(&self.listen_addr.0)
+            .map_err(|reason| invalid("listen_addr", reason))?;
         if self.database_path.0.is_empty() {
             return Err(invalid("database_path", "must not be empty".into()));
         }
@@ -432,6 +604,15 @@ impl RawConfig {
             && max < min_sum
         {
             return Err(invalid("max_sum", "is below min_sum".into()));
+        }
+        if self.http_max_connections == 0 {
+            return Err(invalid("http_max_connections", "must be at least 1".into()));
+        }
+        if !(1..=50).contains(&self.http_request_timeout_secs) {
+            return Err(invalid(
+                "http_request_timeout_secs",
+                "must be 1 to 50 (QIWI gives up after 60 s)".into(),
+            ));
         }
         if self.webhook_concurrency == 0 {
             return Err(invalid("webhook_concurrency", "must be at least 1".into()));
@@ -496,6 +677,20 @@ impl RawConfig {
                 ));
             }
         };
+        let admin_password = nonempty(self.admin_password).map(Secret);
+        if let Some(pw) = &admin_password
+            && pw.0.chars().count() < crate::admin::auth::MIN_PASSWORD_LEN
+        {
+            // The same rule as `admin set-password`; the message never shows the password.
+            return Err(invalid(
+                "admin_password",
+                format!(
+                    "has {} characters; at least {} are needed (the same rule as admin set-password)",
+                    pw.0.chars().count(),
+                    crate::admin::auth::MIN_PASSWORD_LEN
+                ),
+            ));
+        }
         let days = self.log_retention_days;
         let log_retention = (days > 0)
             .then(|| days.checked_mul(86_400).map(Duration::from_secs))
@@ -538,9 +733,51 @@ impl RawConfig {
             webhook_max_attempts: self.webhook_max_attempts,
             webhook_concurrency: self.webhook_concurrency,
             admin_username: self.admin_username.0,
-            admin_password: nonempty(self.admin_password).map(Secret),
+            admin_password,
             admin_cookie_secure: self.admin_cookie_secure,
+            http_header_timeout: secs("http_header_timeout_secs", self.http_header_timeout_secs)?,
+            http_request_timeout: secs(
+                "http_request_timeout_secs",
+                self.http_request_timeout_secs,
+            )?,
+            http_max_connections: self.http_max_connections,
         })
+    }
+}
+
+/// Parses `listen_addr`: an IP address and a port (`0.0.0.0:8080`, `[::]:8443`). A host name is
+/// refused with a sentence saying so rather than resolved: what a name resolves to can change
+/// under a running service, and `localhost` may be IPv4, IPv6 or both.
+fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let shown = text.escape_debug();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Err(format!(
+            "`{shown}` has no port: write it as {} with the port, like {}",
+            ip,
+            SocketAddr::new(ip, 8080)
+        ));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            let suggestion = if host == "localhost" {
+                format!("127.0.0.1:{port}")
+            } else {
+                format!("0.0.0.0:{port} (every address)")
+            };
+            Err(format!(
+                "`{shown}`: a host name is not accepted, only an IP address and port; use e.g. {suggestion}"
+            ))
+        }
+        Some((_, port)) => Err(format!(
+            "`{shown}`: `{}` is not a port (1-65535, or 0 for any free port)",
+            port.escape_debug()
+        )),
+        None => Err(format!(
+            "`{shown}` is not an IP address and port like 0.0.0.0:8080"
+        )),
     }
 }
 
@@ -665,6 +902,7 @@ mod tests {
             assert_eq!(c.database_path, PathBuf::from("data/qiwi.db"));
             assert!(c.http_auth.is_none());
             assert_eq!(c.min_sum, Amount::from_minor(1));
+            assert_eq!(c.max_sum, Some(Amount::from_minor(1_500_000)));
             assert_eq!(c.check_timeout, Duration::from_secs(10));
             Ok(())
         });
@@ -700,11 +938,11 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("MIN_SUM", "0.10");
             jail.set_env("MAX_SUM", "15000");
-            jail.set_env("ADMIN_PASSWORD", "true");
+            jail.set_env("METRICS_TOKEN", "true");
             let c = load(None).unwrap();
             assert_eq!(c.min_sum, Amount::from_minor(10));
             assert_eq!(c.max_sum, Some(Amount::from_minor(1_500_000)));
-            assert_eq!(c.admin_password.unwrap().0, "true");
+            assert_eq!(c.metrics_token.unwrap().0, "true");
             Ok(())
         });
     }
@@ -867,6 +1105,204 @@ mod tests {
         });
     }
 
+    /// Every key whose value is text (or a secret): what the environment gives must arrive
+    /// character for character.
+    const TEXT_KEYS: &[&str] = &[
+        "listen_addr",
+        "database_path",
+        "http_auth_username",
+        "http_auth_password",
+        "qiwi_check_url",
+        "account_pattern",
+        "min_sum",
+        "max_sum",
+        "qiwi_webhook_url",
+        "webhook_secret",
+        "admin_username",
+        "admin_password",
+        "metrics_token",
+        "log_format",
+        "db_checkpoint",
+        "tls_cert_file",
+        "tls_key_file",
+        "qiwi_allowed_ips",
+        "trusted_proxies",
+    ];
+
+    /// The forms figment's own env provider changed: leading zeros, signs, decimals,
+    /// quotes, brackets, booleans, padding, exponents, TOML-looking tables.
+    const ODD_FORMS: &[&str] = &[
+        "000000123456",
+        "+5",
+        "12.50",
+        "\"quoted\"",
+        "'single'",
+        "[a,b]",
+        "{a=1}",
+        " padded ",
+        "1e3",
+        "0x10",
+        "-0",
+        "true",
+        "12345",
+        "",
+    ];
+
+    #[test]
+    fn every_text_and_secret_key_is_read_verbatim_from_the_environment() {
+        for key in TEXT_KEYS {
+            assert!(KEYS.contains(key), "{key}");
+            for form in ODD_FORMS {
+                Jail::expect_with(|jail| {
+                    jail.set_env(key.to_uppercase(), form);
+                    let raw: RawConfig = figment(None).extract().map_err(|e| e.to_string())?;
+                    let json = serde_json::to_value(&raw).unwrap();
+                    let got = match &json[key] {
+                        serde_json::Value::Array(items) => items[0].as_str().map(str::to_owned),
+                        v => v.as_str().map(str::to_owned),
+                    };
+                    assert_eq!(got.as_deref(), Some(*form), "{key}={form:?}");
+                    Ok(())
+                });
+            }
+        }
+        // Every other key is typed: it refuses text, so none was forgotten above.
+        for key in KEYS.iter().filter(|k| !TEXT_KEYS.contains(k)) {
+            Jail::expect_with(|jail| {
+                jail.set_env(key.to_uppercase(), "some text");
+                assert!(figment(None).extract::<RawConfig>().is_err(), "{key}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn odd_forms_of_secrets_survive_validation() {
+        for form in [
+            "000000123456",
+            "+5555555555555",
+            "12.50000000000",
+            "\"quoted-secret\"",
+            "[a,b]-long-secret",
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env("HTTP_AUTH_USERNAME", "qiwi");
+                jail.set_env("HTTP_AUTH_PASSWORD", form);
+                jail.set_env("ADMIN_PASSWORD", form);
+                jail.set_env("METRICS_TOKEN", form);
+                let c = load(None).unwrap();
+                assert_eq!(c.http_auth.unwrap().password.0, form);
+                assert_eq!(c.admin_password.unwrap().0, form);
+                assert_eq!(c.metrics_token.unwrap().0, form);
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn typed_keys_from_the_environment_still_parse_and_errors_say_the_fix() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CHECK_TIMEOUT_SECS", "7");
+            jail.set_env("PAYMENTS_ENABLED", "false");
+            jail.set_env("WEBHOOK_MAX_ATTEMPTS", "3");
+            let c = load(None).unwrap();
+            assert_eq!(c.check_timeout, Duration::from_secs(7));
+            assert!(!c.payments_enabled);
+            assert_eq!(c.webhook_max_attempts, Some(3));
+            Ok(())
+        });
+        let m = error_of(|j| {
+            j.set_env("PAYMENTS_ENABLED", "1");
+            Ok(None)
+        });
+        assert_eq!(
+            m,
+            "invalid `payments_enabled` (env PAYMENTS_ENABLED): `1` is not a boolean: use true or false"
+        );
+        let m = error_of(|j| {
+            j.set_env("PAYMENTS_ENABLED", "yes");
+            Ok(None)
+        });
+        assert!(
+            m.contains("`yes` is not a boolean: use true or false"),
+            "{m}"
+        );
+        let m = error_of(|j| {
+            j.set_env("CHECK_TIMEOUT_SECS", "+5");
+            Ok(None)
+        });
+        assert!(m.contains("`+5` is not a whole number"), "{m}");
+        let m = error_of(|j| {
+            j.create_file("c.toml", "payments_enabled = \"yes\"")?;
+            Ok(Some("c.toml"))
+        });
+        assert!(
+            m.contains("(file c.toml)") && m.contains("use true or false"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_real_source_of_the_value() {
+        let m = error_of(|j| {
+            j.create_file("c.toml", "min_sum = \"abc\"")?;
+            Ok(Some("c.toml"))
+        });
+        assert!(m.contains("invalid `min_sum` (file c.toml)"), "{m}");
+        assert!(!m.contains("env"), "{m}");
+        let m = error_of(|j| {
+            j.create_file("c.toml", "min_sum = \"5\"")?;
+            j.set_env("MIN_SUM", "abc");
+            Ok(Some("c.toml"))
+        });
+        assert!(m.contains("invalid `min_sum` (env MIN_SUM)"), "{m}");
+        let m = error_of(|j| {
+            j.create_file("c.toml", "check_timeout_secs = \"soon\"")?;
+            Ok(Some("c.toml"))
+        });
+        assert!(m.contains("`check_timeout_secs` (file c.toml)"), "{m}");
+    }
+
+    #[test]
+    fn a_host_name_as_listen_addr_is_explained() {
+        let m = error_of(|j| {
+            j.set_env("LISTEN_ADDR", "localhost:8080");
+            Ok(None)
+        });
+        assert!(
+            m.contains("a host name is not accepted") && m.contains("127.0.0.1:8080"),
+            "{m}"
+        );
+        let m = error_of(|j| {
+            j.set_env("LISTEN_ADDR", "127.0.0.1");
+            Ok(None)
+        });
+        assert!(m.contains("has no port"), "{m}");
+        let m = error_of(|j| {
+            j.set_env("LISTEN_ADDR", "127.0.0.1:http");
+            Ok(None)
+        });
+        assert!(m.contains("is not a port"), "{m}");
+    }
+
+    #[test]
+    fn admin_password_follows_the_set_password_rule() {
+        let m = error_of(|j| {
+            j.set_env("ADMIN_PASSWORD", "x");
+            Ok(None)
+        });
+        assert!(
+            m.contains("admin_password") && m.contains("at least 12"),
+            "{m}"
+        );
+        assert!(!m.contains("`x`"), "{m}");
+        Jail::expect_with(|jail| {
+            jail.set_env("ADMIN_PASSWORD", "twelve chars");
+            assert!(load(None).is_ok());
+            Ok(())
+        });
+    }
+
     #[test]
     fn a_malformed_whsec_secret_is_refused_without_printing_it() {
         let m = error_of(|j| {
@@ -886,9 +1322,37 @@ mod tests {
             jail.set_env("HTTP_AUTH_USERNAME", "u");
             jail.set_env("HTTP_AUTH_PASSWORD", "hunter2");
             jail.set_env("WEBHOOK_SECRET", "whsec-value");
+            jail.set_env("METRICS_TOKEN", "metrics-tok3n");
+            jail.set_env("ADMIN_PASSWORD", "admin-passw0rd-long");
+            jail.set_env(
+                "QIWI_WEBHOOK_URL",
+                "http://hookuser:hookpass@h/hook?token=hooktok",
+            );
+            jail.set_env(
+                "QIWI_CHECK_URL",
+                "http://chkuser:chkpass@h/check?token=chktok#frag1",
+            );
             let c = load(None).unwrap();
             let printed = format!("{c:?}");
-            assert!(!printed.contains("hunter2") && !printed.contains("whsec-value"));
+            for secret in [
+                "hunter2",
+                "whsec-value",
+                "metrics-tok3n",
+                "admin-passw0rd-long",
+                "hookuser",
+                "hookpass",
+                "hooktok",
+                "chkuser",
+                "chkpass",
+                "chktok",
+                "frag1",
+            ] {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+            assert!(
+                printed.contains("http://***:***@h/hook?token=***"),
+                "{printed}"
+            );
             Ok(())
         });
     }

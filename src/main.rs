@@ -130,8 +130,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let file = config::file_path(cli.config.as_deref());
     let command = cli.command.unwrap_or(Cmd::Serve);
     if let Cmd::CheckConfig = command {
-        let (_, settings) = ops::cli::effective_config(file.as_deref())?;
-        print!("{}", ops::cli::render_settings(file.as_deref(), &settings));
+        let (cfg, settings) = ops::cli::effective_config(file.as_deref())?;
+        let checks = block_on(ops::cli::preflight(&cfg));
+        print!(
+            "{}",
+            ops::cli::render_settings(file.as_deref(), &settings, &checks)
+        );
+        if let Some(failed) = checks.iter().find(|c| c.problem.is_some()) {
+            anyhow::bail!(
+                "{}: {}",
+                failed.what,
+                failed.problem.as_deref().unwrap_or_default()
+            );
+        }
         return Ok(());
     }
     let cfg = config::load(file.as_deref())?;
@@ -150,6 +161,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve => serve(cfg),
         Cmd::Migrate => {
             let path = cfg.database_path.clone();
+            // A running gateway (perhaps an older binary) must not see its schema change.
+            let _lock = ops::lock::lock_database(&path)
+                .map_err(|e| anyhow::anyhow!("migrate needs the gateway stopped: {e}"))?;
             let db = Db::open(&path)?;
             let version = block_on(db.read(db::maintenance::schema_version))?;
             println!("{}: schema version {version}", path.display());
@@ -176,18 +190,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// `admin set-password`: the password comes from stdin, never from the command line (where
 /// `ps` and the shell history would keep it).
 fn set_password(cfg: &Config) -> anyhow::Result<()> {
+    if cfg.admin_password.is_some() {
+        // Storing it would change nothing but end every session: say which one wins instead.
+        anyhow::bail!(
+            "ADMIN_PASSWORD is set and wins over a stored password: change it where it is \
+             set, or unset it and run admin set-password again"
+        );
+    }
+    // A running gateway keeps the password it loaded at start: it must be stopped first.
+    let _lock = ops::lock::lock_database(&cfg.database_path).map_err(|e| {
+        anyhow::anyhow!("admin set-password needs the gateway stopped (it keeps the password it started with): {e}")
+    })?;
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     let db = Db::open(&cfg.database_path)?;
     block_on(qiwi_gateway::admin::auth::set_password(&db, password))?;
-    if cfg.admin_password.is_some() {
-        println!(
-            "password stored, but ADMIN_PASSWORD is configured and wins: unset it to use this one"
-        );
-    } else {
-        println!("admin password changed; every session was ended");
-    }
+    println!("admin password changed; every session was ended");
     Ok(())
 }
 
@@ -200,6 +219,9 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
+    // Held until serve returns (the kernel drops it on any exit): one gateway per database.
+    let lock = ops::lock::lock_database(&cfg.database_path)?;
+    tracing::debug!(lock = %lock.path().display(), "database locked");
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let state = app::AppState::new(cfg)?;

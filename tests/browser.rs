@@ -494,3 +494,54 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
 
     c.close().await.unwrap();
 }
+
+/// Accounts stored with invisible or direction-changing characters (from before accounts were
+/// restricted, or through a custom `account_pattern`) are shown written out in the browser: an
+/// account of U+202E + `RTL1234` does not display as `4321LTR`, and `123` + U+200B + `456` does
+/// not pass for `123456`.
+#[tokio::test]
+async fn spoofing_characters_in_an_account_are_shown_as_text_in_the_browser() {
+    let Some(driver) = start_driver().await else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("chromedriver is missing: install chromium and chromium-driver");
+        }
+        println!("skip: chromedriver not found (install chromium and chromium-driver)");
+        return;
+    };
+    let app = spawn_app_with(|c| c.admin_password = Some(Secret(PASSWORD.into()))).await;
+    app.state
+        .db
+        .writer()
+        .write(|c| {
+            for (code, account) in [("801", "\u{202E}RTL1234"), ("802", "123\u{200B}456")] {
+                c.execute(
+                    "INSERT INTO qiwi_transaction
+                         (account, code, sum, status, created_at, sum_minor, txn_date)
+                     VALUES (?1, ?2, 1.0, 0, '2024-01-01 00:00:00', 100, '20240101000000')",
+                    rusqlite::params![account, code],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let c = browser(&driver).await;
+    c.goto(&format!("{}/admin/transactions", app.base))
+        .await
+        .unwrap();
+    let form = c.form(Locator::Css("form.stack")).await.unwrap();
+    form.set_by_name("username", "admin").await.unwrap();
+    form.set_by_name("password", PASSWORD).await.unwrap();
+    form.submit().await.unwrap();
+    wait_url(&c, "login", |u| u.path() == "/admin/transactions").await;
+    let table = text_of(&c, "table.list tbody").await;
+    assert!(table.contains(r"\u{202E}RTL1234"), "{table}");
+    assert!(table.contains(r"123\u{200B}456"), "{table}");
+    assert!(
+        !table.contains('\u{202E}') && !table.contains('\u{200B}'),
+        "{table:?}"
+    );
+    shot(&c, "transactions-invisible").await;
+    c.close().await.unwrap();
+}

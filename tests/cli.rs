@@ -931,3 +931,403 @@ fn a_bad_setting_is_one_line_said_once() {
     );
     one_clear_line(&out, &["env QIWI_ALLOWED_IPS", "`qiwi.ru`"]);
 }
+
+/// Runs the binary to completion, killing it (and failing) if it runs past `limit`: a command
+/// that should refuse at once must not hang the suite if it does not.
+fn run_bounded(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut c = cmd(dir);
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let _ = write!(child.stdin.take().unwrap(), "{stdin}");
+    let until = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("`{}` was still running after 30 s", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_second_serve_on_one_database_refuses_and_safe_commands_work_beside_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Gateway::start(dir.path(), &[]);
+    let pid = first.child.id();
+    let db = first.db.to_str().unwrap().to_owned();
+    let env = [
+        ("DATABASE_PATH", db.as_str()),
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+    ];
+
+    let out = run_bounded(dir.path(), &["serve"], &env, "");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("{db}.lock")), "{stderr}");
+    assert!(stderr.contains(&format!("pid {pid}")), "{stderr}");
+
+    // Safe beside a running gateway.
+    let backup = dir.path().join("copy.db");
+    let out = run_bounded(
+        dir.path(),
+        &["backup", "--to", backup.to_str().unwrap()],
+        &env,
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_bounded(dir.path(), &["resend", "--all"], &env, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_bounded(dir.path(), &["check-config"], &env, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("(pid {pid}) is serving this database")),
+        "{}",
+        text(&out.stdout)
+    );
+    let addr = first.addr.to_string();
+    let out = run_bounded(
+        dir.path(),
+        &["healthcheck"],
+        &[("LISTEN_ADDR", addr.as_str())],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // These need the database to themselves, and say so.
+    let out = run_bounded(dir.path(), &["migrate"], &env, "");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("migrate needs the gateway stopped") && stderr.contains(".lock"),
+        "{stderr}"
+    );
+    let out = run_bounded(
+        dir.path(),
+        &["admin", "set-password"],
+        &env,
+        "a long enough passphrase\n",
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("set-password needs the gateway stopped")
+            && stderr.contains(&format!("pid {pid}")),
+        "{stderr}"
+    );
+    assert_eq!(first.count("SELECT COUNT(*) FROM admin_password"), 1);
+
+    // kill -9: the kernel releases the lock, so a new gateway starts on the same database.
+    first.signal(libc::SIGKILL);
+    first.wait_exit(Duration::from_secs(10));
+    let second = Gateway::start(dir.path(), &[]);
+    let out = run_bounded(
+        dir.path(),
+        &["healthcheck"],
+        &[("LISTEN_ADDR", second.addr.to_string().as_str())],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn admin_set_password_refuses_while_admin_password_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qiwi.db");
+    let out = run_bounded(
+        dir.path(),
+        &["admin", "set-password"],
+        &[
+            ("DATABASE_PATH", db.to_str().unwrap()),
+            ("ADMIN_PASSWORD", "the configured password"),
+        ],
+        "a long enough passphrase\n",
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("ADMIN_PASSWORD is set and wins"),
+        "{stderr}"
+    );
+    assert!(!db.exists(), "nothing was stored");
+}
+
+#[test]
+fn check_config_runs_the_checks_serve_runs_and_names_the_real_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_db = dir.path().join("qiwi.db");
+    let db = env_db.to_str().unwrap();
+    // A TLS file that does not exist: serve refuses it, so check-config must too.
+    let out = run_bounded(
+        dir.path(),
+        &["check-config"],
+        &[
+            ("DATABASE_PATH", db),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("TLS_CERT_FILE", "/nonexistent/cert.pem"),
+            ("TLS_KEY_FILE", "/nonexistent/key.pem"),
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("# FAILED: TLS certificate"), "{stdout}");
+    assert!(!stdout.contains("every start-up check passed"), "{stdout}");
+    assert!(text(&out.stderr).contains("/nonexistent/cert.pem"));
+
+    // A database folder that cannot be created (its parent is a file).
+    std::fs::write(dir.path().join("afile"), "x").unwrap();
+    let bad_db = dir.path().join("afile/sub/qiwi.db");
+    let out = run_bounded(
+        dir.path(),
+        &["check-config"],
+        &[
+            ("DATABASE_PATH", bad_db.to_str().unwrap()),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("# FAILED: database folder"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // An address another process holds is a note, not a failure; one that is not this
+    // machine's cannot be bound and fails.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held_addr = held.local_addr().unwrap().to_string();
+    let out = run_bounded(
+        dir.path(),
+        &["check-config"],
+        &[("DATABASE_PATH", db), ("LISTEN_ADDR", held_addr.as_str())],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("in use now"));
+    let out = run_bounded(
+        dir.path(),
+        &["check-config"],
+        &[("DATABASE_PATH", db), ("LISTEN_ADDR", "192.0.2.1:8080")],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("192.0.2.1:8080"));
+    assert!(!env_db.exists(), "check-config creates nothing");
+
+    // A bad value in the file is reported as the file's.
+    std::fs::write(dir.path().join("gw.toml"), "min_sum = \"abc\"\n").unwrap();
+    let out = run_bounded(
+        dir.path(),
+        &["--config", "gw.toml", "check-config"],
+        &[("DATABASE_PATH", db)],
+        "",
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("invalid `min_sum` (file gw.toml)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("env MIN_SUM"), "{stderr}");
+
+    for (var, value, wanted) in [
+        (
+            "LISTEN_ADDR",
+            "localhost:8080",
+            "a host name is not accepted",
+        ),
+        ("PAYMENTS_ENABLED", "1", "use true or false"),
+        ("ADMIN_PASSWORD", "x", "at least 12"),
+    ] {
+        let out = run_bounded(
+            dir.path(),
+            &["check-config"],
+            &[("DATABASE_PATH", db), (var, value)],
+            "",
+        );
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{var}={value}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(wanted) && stderr.contains(&format!("env {var}")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_start_that_fails_prints_no_admin_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qiwi.db");
+    // No ADMIN_PASSWORD (first start would generate one) and a TLS file that does not exist.
+    let out = run_bounded(
+        dir.path(),
+        &["serve"],
+        &[
+            ("DATABASE_PATH", db.to_str().unwrap()),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("TLS_CERT_FILE", "/nonexistent/cert.pem"),
+            ("TLS_KEY_FILE", "/nonexistent/key.pem"),
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(!all.contains("generated the admin password"), "{all}");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let stored: i64 = c
+        .query_row("SELECT COUNT(*) FROM admin_password", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+
+#[tokio::test]
+async fn a_password_with_leading_zeros_from_the_environment_is_used_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        dir.path(),
+        &[
+            ("HTTP_AUTH_USERNAME", "qiwi"),
+            ("HTTP_AUTH_PASSWORD", "000000123456"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let status = |password: &'static str| {
+        let req = client
+            .get(gw.url("/payment?command=check&txn_id=1&account=acc&sum=1.00"))
+            .basic_auth("qiwi", Some(password));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("000000123456").await, 200);
+    assert_eq!(status("123456").await, 401);
+}
+
+#[tokio::test]
+async fn credentials_in_urls_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Both backends refuse connections, so every error path that could quote a URL runs.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let hook = format!("http://hookuser:hookpass@127.0.0.1:{port}/hook?token=hooktok");
+    let check = format!("http://chkuser:chkpass@127.0.0.1:{port}/check?token=chktok");
+    const SECRETS: &[&str] = &[
+        "hookuser", "hookpass", "hooktok", "chkuser", "chkpass", "chktok",
+    ];
+    let env = [
+        ("QIWI_WEBHOOK_URL", hook.as_str()),
+        ("QIWI_CHECK_URL", check.as_str()),
+        ("WEBHOOK_INITIAL_DELAY_SECS", "1"),
+    ];
+
+    let out = run_bounded(dir.path(), &["check-config"], &env, "");
+    let printed = text(&out.stdout) + &text(&out.stderr);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "\"http://***:***@127.0.0.1:{port}/hook?token=***\""
+        )),
+        "{printed}"
+    );
+    // An invalid URL's error message.
+    for bad in [
+        "ftp://hookuser:hookpass@h/x?token=hooktok",
+        "http://hookuser:hookpass@[::1/x?token=hooktok",
+    ] {
+        let out = run_bounded(
+            dir.path(),
+            &["check-config"],
+            &[("QIWI_WEBHOOK_URL", bad)],
+            "",
+        );
+        let printed = text(&out.stdout) + &text(&out.stderr);
+        assert!(!out.status.success());
+        assert!(printed.contains("qiwi_webhook_url"), "{printed}");
+        for s in SECRETS {
+            assert!(!printed.contains(s), "{s} in {printed}");
+        }
+    }
+
+    // The logs of a serving gateway whose check and webhook calls fail.
+    let mut gw = Gateway::start(dir.path(), &env);
+    let answer = reqwest::get(gw.url("/payment?command=check&txn_id=5&account=acc&sum=1.00"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(result_of(&answer), Some("1"));
+    let answer = reqwest::get(gw.url(&pay_query(6)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(result_of(&answer), Some("0"));
+    let until = Instant::now() + Duration::from_secs(30);
+    while gw.count("SELECT COUNT(*) FROM qiwi_webhook_attempt") == 0 {
+        assert!(Instant::now() < until, "no webhook attempt was recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(Duration::from_secs(20));
+    let logs = gw.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("127.0.0.1"), "the logs say where: {logs}");
+    let errors: String = {
+        let c = rusqlite::Connection::open(&gw.db).unwrap();
+        let mut s = c
+            .prepare("SELECT COALESCE(error, '') FROM qiwi_webhook_attempt")
+            .unwrap();
+        s.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for s in SECRETS {
+        assert!(!logs.contains(s), "{s} in the logs: {logs}");
+        assert!(!errors.contains(s), "{s} in a stored error: {errors}");
+    }
+}
+
+/// The first ```python block after `marker` in `file`.
+fn python_block(file: &str, marker: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let from = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in {file}"));
+    let block = &text[from..];
+    let start = block.find("```python\n").expect("a python block") + "```python\n".len();
+    let end = block[start..].find("```").unwrap();
+    block[start..start + end].to_owned()
+}
+
+#[test]
+fn the_readme_and_docs_webhooks_give_one_verify_recipe_with_a_timestamp_tolerance() {
+    let readme = python_block("README.md", "## Webhook");
+    let docs = python_block("docs/webhooks.md", "## Verifying the signature");
+    assert_eq!(readme, docs);
+    assert!(readme.contains("tolerance") && readme.contains("webhook-timestamp"));
+    // No pointer outside the repository for the protocol; the summary it needs is here.
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(!text.contains("shared/spec"));
+    assert!(text.contains("(docs/protocol.md)"));
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/protocol.md")
+            .is_file()
+    );
+    assert!(text.contains("command=pay&txn_id=1234567&txn_date="));
+}

@@ -19,12 +19,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use headers::HeaderMapExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use super::{AdminError, Layout, render};
 use crate::app::AppState;
 use crate::db::{self, admin as q};
-use crate::http::client_ip::client_ip;
+use crate::http::client_ip::{self, client_ip};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "qg_session";
@@ -89,14 +89,37 @@ async fn load_credentials(
     addr: Option<SocketAddr>,
 ) -> Result<Credentials, AdminError> {
     let username = state.config.admin_username.clone();
+    let stored = state.db.read(q::password_hash).await?;
     if let Some(pw) = state.config.admin_password.clone() {
+        // The configured password's hash is kept like a generated one's: when the next
+        // start finds a different ADMIN_PASSWORD, every session ends (operators are told to
+        // recover a lost or leaked password that way).
+        if let Some(hash) = stored.clone() {
+            let pw = pw.clone();
+            let check = hash.clone();
+            if blocking(move || Ok(password_matches(&check, &pw.0))).await? {
+                return Ok(Credentials {
+                    username,
+                    password_hash: hash,
+                });
+            }
+        }
         let password_hash = blocking(move || hash_password(&pw.0)).await?;
+        let mine = password_hash.clone();
+        state
+            .db
+            .writer()
+            .write(move |c| q::replace_password_hash(c, &mine, &db::now_text()))
+            .await?;
+        if stored.is_some() {
+            tracing::warn!("ADMIN_PASSWORD changed: every admin session has been ended");
+        }
         return Ok(Credentials {
             username,
             password_hash,
         });
     }
-    if let Some(password_hash) = state.db.read(q::password_hash).await? {
+    if let Some(password_hash) = stored {
         return Ok(Credentials {
             username,
             password_hash,
@@ -168,6 +191,15 @@ fn hash_password(password: &str) -> Result<String, AdminError> {
         .map_err(|e| AdminError::Hash(e.to_string()))
 }
 
+/// Whether `password` is the one `hash` (a PHC string) was made from.
+fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
 /// Whether `username`/`password` are the admin's. Always runs the slow hash, whatever the
 /// user name, so the time taken does not tell whether the name was right.
 fn verify(c: &Credentials, username: &str, password: &str) -> Result<bool, AdminError> {
@@ -190,53 +222,123 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| AdminError::Db(e.into()))?
 }
 
-/// Failed logins per address in a sliding window; addresses over the limit are refused until
-/// their oldest failure leaves the window. The clock is a parameter so tests need not sleep.
-#[derive(Default)]
+/// Failed logins from all addresses together within `LIMIT_WINDOW`: a botnet with many
+/// addresses guesses no faster than this (OWASP Authentication Cheat Sheet: throttle
+/// globally as well as per account and address).
+pub const GLOBAL_FAILURES: usize = 30;
+/// Address groups the limiter tracks at once; beyond, new groups are refused until entries
+/// leave the window, so a burst from many addresses cannot grow its memory without bound.
+const MAX_TRACKED: usize = 10_000;
+
+/// Why a login attempt was not even tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// The address group, or all addresses together, used up the failed logins of the
+    /// window: try again after this long.
+    Limited(Duration),
+    /// As many password checks as the machine has cores are running: try again shortly.
+    Busy,
+}
+
+/// The failed-login limit and the password-check cap.
+///
+/// An attempt takes its slot *before* the password is checked ([`LoginLimiter::begin`]
+/// counts it as a failure at once; a success gives the slot back), so concurrent attempts
+/// cannot all pass the check before any is counted. Addresses are grouped by
+/// [`client_ip::group`] (IPv6 by /64). At most one argon2 check per core runs at once
+/// (each takes 19 MiB), so memory stays bounded under any burst; beyond, attempts are
+/// refused [`LoginRefused::Busy`] without touching the limit. The clock is a parameter so
+/// tests need not sleep.
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    state: Mutex<LimiterState>,
+    checks: Arc<Semaphore>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    per_group: HashMap<IpAddr, VecDeque<Instant>>,
+    global: VecDeque<Instant>,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter::new(std::thread::available_parallelism().map_or(1, usize::from))
+    }
+}
+
+/// A login attempt that holds its slot in the limit; the password check's permit travels
+/// separately (into the blocking task, so it is held as long as the check really runs).
+#[derive(Debug)]
+pub struct LoginAttempt {
+    group: IpAddr,
+    at: Instant,
 }
 
 impl LoginLimiter {
-    /// Whether `ip` has used up its failed logins at `now`.
-    pub fn blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get_mut(&ip) {
-            None => false,
-            Some(times) => {
-                prune(times, now);
-                times.len() >= LIMIT_FAILURES
-            }
+    /// A limiter running at most `concurrent_checks` password checks at once.
+    pub fn new(concurrent_checks: usize) -> LoginLimiter {
+        LoginLimiter {
+            state: Mutex::new(LimiterState::default()),
+            checks: Arc::new(Semaphore::new(concurrent_checks.max(1))),
         }
     }
 
-    /// Records a failed login of `ip` at `now`.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        // Bound the memory an attacker with many addresses can make us use.
-        if map.len() > 10_000 {
-            map.retain(|_, t| {
+    /// Takes `ip`'s slot for one attempt at `now`, counted as a failure until
+    /// [`LoginLimiter::succeeded`], and a permit to check the password.
+    pub fn begin(
+        &self,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<(LoginAttempt, OwnedSemaphorePermit), LoginRefused> {
+        let group = client_ip::group(ip);
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        prune(&mut st.global, now);
+        if st.global.len() >= GLOBAL_FAILURES {
+            return Err(LoginRefused::Limited(wait(&st.global, now)));
+        }
+        if !st.per_group.contains_key(&group) && st.per_group.len() >= MAX_TRACKED {
+            st.per_group.retain(|_, t| {
                 prune(t, now);
                 !t.is_empty()
             });
+            if st.per_group.len() >= MAX_TRACKED {
+                return Err(LoginRefused::Limited(LIMIT_WINDOW));
+            }
         }
-        let times = map.entry(ip).or_default();
+        let times = st.per_group.entry(group).or_default();
         prune(times, now);
-        times.push_back(now);
-        while times.len() > LIMIT_FAILURES {
-            times.pop_front();
+        if times.len() >= LIMIT_FAILURES {
+            return Err(LoginRefused::Limited(wait(times, now)));
         }
+        let permit = self
+            .checks
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| LoginRefused::Busy)?;
+        times.push_back(now);
+        st.global.push_back(now);
+        Ok((LoginAttempt { group, at: now }, permit))
     }
 
-    /// How long until `ip` may try again.
-    pub fn retry_after(&self, ip: IpAddr, now: Instant) -> Duration {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&ip)
-            .and_then(|t| t.front())
-            .map_or(Duration::ZERO, |first| {
-                LIMIT_WINDOW.saturating_sub(now.saturating_duration_since(*first))
-            })
+    /// The attempt logged in: its slot is given back.
+    pub fn succeeded(&self, attempt: LoginAttempt) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(times) = st.per_group.get_mut(&attempt.group)
+            && let Some(i) = times.iter().position(|t| *t == attempt.at)
+        {
+            times.remove(i);
+        }
+        if let Some(i) = st.global.iter().position(|t| *t == attempt.at) {
+            st.global.remove(i);
+        }
     }
+}
+
+/// How long until the oldest of `times` leaves the window.
+fn wait(times: &VecDeque<Instant>, now: Instant) -> Duration {
+    times.front().map_or(Duration::ZERO, |first| {
+        LIMIT_WINDOW.saturating_sub(now.saturating_duration_since(*first))
+    })
 }
 
 fn prune(times: &mut VecDeque<Instant>, now: Instant) {
@@ -269,7 +371,8 @@ fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<Duratio
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={}", age.as_secs()));
     }
-    if state.config.admin_cookie_secure {
+    // Served over HTTPS by the gateway itself: the cookie must never travel in clear.
+    if state.config.admin_cookie_secure || state.config.tls.is_some() {
         c.push_str("; Secure");
     }
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -422,20 +525,6 @@ pub async fn login_post(
     let ip = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
     let field = |name| form_field(&body, name).unwrap_or_default();
     let next = safe_next(Some(&field("next")));
-    let limiter = &state.admin.limiter;
-    if limiter.blocked(ip, Instant::now()) {
-        let wait = limiter.retry_after(ip, Instant::now()).as_secs().max(1);
-        let mut resp = LoginPage::respond(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            next,
-            Some("Too many failed logins from your address. Wait a minute, then try again."),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
-    }
     let form_token = field("csrf");
     let cookie_token = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if form_token.is_empty() || !ct_eq(&form_token, &cookie_token) {
@@ -446,17 +535,49 @@ pub async fn login_post(
             Some("The form had expired. Please log in again."),
         );
     }
+    let limiter = &state.admin.limiter;
+    // The slot is taken (the attempt counted) before the password is checked.
+    let (attempt, permit) = match limiter.begin(ip, Instant::now()) {
+        Ok(a) => a,
+        Err(refused) => {
+            let (wait, message) = match refused {
+                LoginRefused::Limited(wait) => (
+                    wait,
+                    "Too many failed logins from your address. Wait a minute, then try again.",
+                ),
+                LoginRefused::Busy => (
+                    Duration::from_secs(1),
+                    "The server is busy checking other logins. Try again in a moment.",
+                ),
+            };
+            if matches!(refused, LoginRefused::Limited(_)) {
+                tracing::warn!(%ip, "admin login refused: too many failed logins");
+            }
+            let mut resp =
+                LoginPage::respond(&state, StatusCode::TOO_MANY_REQUESTS, next, Some(message));
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
+    };
     let creds = match credentials(&state, None).await {
         Ok(c) => c.clone(),
         Err(e) => return e.into_response(),
     };
     let (username, password) = (field("username"), field("password"));
-    let ok = match blocking(move || verify(&creds, &username, &password)).await {
+    // The permit moves into the blocking task: it is held while argon2 really runs, even
+    // when the client goes away and this handler is dropped.
+    let ok = match blocking(move || {
+        let _permit = permit;
+        verify(&creds, &username, &password)
+    })
+    .await
+    {
         Ok(ok) => ok,
         Err(e) => return e.into_response(),
     };
     if !ok {
-        limiter.failed(ip, Instant::now());
         tracing::warn!(%ip, "failed admin login");
         return LoginPage::respond(
             &state,
@@ -465,6 +586,7 @@ pub async fn login_post(
             Some("Wrong user name or password."),
         );
     }
+    limiter.succeeded(attempt);
     let token = random_token();
     let hash = token_hash(&token);
     let row = q::SessionRow {
@@ -531,24 +653,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_limiter_refuses_the_sixth_failure_within_a_minute() {
-        let l = LoginLimiter::default();
+    fn the_limiter_counts_before_checking_and_refuses_the_sixth_attempt() {
+        let l = LoginLimiter::new(100);
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         let t0 = Instant::now();
-        for i in 0..LIMIT_FAILURES as u64 {
-            assert!(!l.blocked(ip, t0 + Duration::from_secs(i)));
-            l.failed(ip, t0 + Duration::from_secs(i));
-        }
-        assert!(l.blocked(ip, t0 + Duration::from_secs(10)));
-        assert!(!l.blocked(other, t0 + Duration::from_secs(10)));
+        // Attempts still being checked count: the sixth concurrent one is refused.
+        let held: Vec<_> = (0..LIMIT_FAILURES as u64)
+            .map(|i| l.begin(ip, t0 + Duration::from_secs(i)).unwrap())
+            .collect();
         assert_eq!(
-            l.retry_after(ip, t0 + Duration::from_secs(10)),
-            Duration::from_secs(50)
+            l.begin(ip, t0 + Duration::from_secs(10)).err(),
+            Some(LoginRefused::Limited(Duration::from_secs(50)))
         );
-        // The first failure leaves the window: one more try.
-        assert!(!l.blocked(ip, t0 + Duration::from_secs(60)));
-        assert!(!l.blocked(ip, t0 + Duration::from_secs(61)));
+        assert!(l.begin(other, t0 + Duration::from_secs(10)).is_ok());
+        // A success gives its slot back.
+        let (attempt, _permit) = held.into_iter().next().unwrap();
+        l.succeeded(attempt);
+        assert!(l.begin(ip, t0 + Duration::from_secs(10)).is_ok());
+        assert!(l.begin(ip, t0 + Duration::from_secs(11)).is_err());
+        // Slots leave the window.
+        assert!(l.begin(ip, t0 + Duration::from_secs(70)).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_share_a_budget_and_all_share_the_global_one() {
+        let l = LoginLimiter::new(1000);
+        let t0 = Instant::now();
+        let mut ok = 0;
+        for i in 0..15u16 {
+            let ip = IpAddr::from([0x2001, 0xdb8, 0, 1, i, 0, 0, 1]);
+            if l.begin(ip, t0).is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, LIMIT_FAILURES);
+        let mut ok = LIMIT_FAILURES;
+        for i in 0..1000u32 {
+            let ip = IpAddr::from([10, 1, (i >> 8) as u8, i as u8]);
+            if l.begin(ip, t0).is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, GLOBAL_FAILURES);
+    }
+
+    #[test]
+    fn password_checks_beyond_the_cap_are_refused_busy_without_counting() {
+        let l = LoginLimiter::new(2);
+        let t0 = Instant::now();
+        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        let a = l.begin(ip(1), t0).unwrap();
+        let _b = l.begin(ip(2), t0).unwrap();
+        assert_eq!(l.begin(ip(3), t0).err(), Some(LoginRefused::Busy));
+        drop(a);
+        assert!(l.begin(ip(3), t0).is_ok());
+        // The busy refusal did not use up ip(3)'s slots: four more fit.
+        for _ in 0..LIMIT_FAILURES - 1 {
+            drop(l.begin(ip(3), t0).unwrap());
+        }
+        assert!(matches!(l.begin(ip(3), t0), Err(LoginRefused::Limited(_))));
     }
 
     #[test]

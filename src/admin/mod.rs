@@ -11,6 +11,7 @@ mod dashboard;
 mod log;
 mod transactions;
 mod view;
+pub mod visible;
 
 use std::sync::LazyLock;
 

@@ -219,7 +219,8 @@ fn csv_field(out: &mut String, v: &str) {
     if risky {
         out.push('\'');
     }
-    out.push_str(&v.replace('"', "\"\""));
+    // Invisible characters written out, as on the pages (see admin::visible).
+    out.push_str(&super::visible::text(v).replace('"', "\"\""));
     out.push('"');
 }
 

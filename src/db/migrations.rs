@@ -7,6 +7,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_admin.sql"),
+    include_str!("../../migrations/0003_heartbeat.sql"),
 ];
 
 /// Applies the migrations the database does not have yet.

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod checkpointer;
+pub mod heartbeat;
 pub mod http_log;
 pub mod maintenance;
 mod migrations;

@@ -17,6 +17,19 @@ pub fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
     allow.is_empty() || contains(allow, ip)
 }
 
+/// The address block that counts as one client for rate limits: an IPv4 address itself, an
+/// IPv6 address's /64 (one subscriber's usual allocation, RFC 6177: a /64 holds 2^64
+/// addresses that one host can rotate through at will). IPv4-mapped IPv6 counts as IPv4.
+pub fn group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+    }
+}
+
 /// The real client's address.
 ///
 /// Only when the peer itself is a trusted proxy is `X-Forwarded-For` read, and then from the
@@ -76,6 +89,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_addresses_group_by_their_64_and_ipv4_by_itself() {
+        assert_eq!(group(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(group(ip("2001:db8:1:2:ffff:1:2:3")), ip("2001:db8:1:2::"));
+        assert_ne!(group(ip("2001:db8:1:3::1")), group(ip("2001:db8:1:2::1")));
+        assert_eq!(group(ip("10.1.2.3")), ip("10.1.2.3"));
+        assert_ne!(group(ip("10.1.2.3")), group(ip("10.1.2.4")));
+        assert_eq!(group(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
     }
 
     #[test]

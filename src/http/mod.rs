@@ -1,6 +1,8 @@
 //! Shared HTTP pieces: Basic auth, how request headers are recorded, who the client is.
 
 pub mod client_ip;
+pub mod limits;
+pub mod payment_guard;
 pub mod request_log;
 pub mod trust;
 
@@ -53,10 +55,31 @@ fn ct_eq(a: &str, b: &str) -> subtle::Choice {
     Sha256::digest(a.as_bytes()).ct_eq(&Sha256::digest(b.as_bytes()))
 }
 
-/// The request headers as a JSON object for the log, with secrets masked: `Authorization`
-/// keeps its scheme and (for Basic) the user name; cookies are dropped to `***`.
+/// Most bytes of headers stored with one logged request: the JSON object [`headers_json`]
+/// returns is never longer. Real QIWI requests carry well under 1 KiB of headers.
+pub const STORED_HEADERS_CAP: usize = 4096;
+/// Most bytes stored of one header value; the rest is replaced by a note of its length.
+const STORED_VALUE_CAP: usize = 512;
+/// Room kept at the end of the object for the note of headers left out.
+const OMITTED_NOTE: usize = 64;
+
+/// The request headers as a JSON object for the log, at most [`STORED_HEADERS_CAP`] bytes,
+/// with secrets masked: `Authorization` keeps its scheme and (for Basic) the user name, and a
+/// value that is no known scheme becomes `***`; cookies become `***`. See
+/// [`headers_json_capped`].
 pub fn headers_json(headers: &HeaderMap) -> String {
+    headers_json_capped(headers, STORED_HEADERS_CAP)
+}
+
+/// [`headers_json`] within `cap` bytes (at least 128): each value is cut to 512 bytes (with a
+/// note of its full length); headers that no longer fit are left out, and the key `"…"` says
+/// how many and how many bytes they held. Whoever sends the request does not decide how much
+/// is stored.
+pub fn headers_json_capped(headers: &HeaderMap, cap: usize) -> String {
+    let budget = cap.max(128) - OMITTED_NOTE;
     let mut map = serde_json::Map::new();
+    let mut used = 2; // the braces
+    let (mut omitted, mut omitted_bytes) = (0usize, 0usize);
     for name in headers.keys() {
         let values: Vec<String> = headers
             .get_all(name)
@@ -70,13 +93,70 @@ pub fn headers_json(headers: &HeaderMap) -> String {
                 }
             })
             .collect();
-        map.insert(name.as_str().to_owned(), values.join(", ").into());
+        let full = values.join(", ");
+        let raw_len = name.as_str().len() + full.len();
+        let value = cut(full);
+        let entry = serde_json::Value::from(value);
+        // `"name":value,` as serialised.
+        let len = name.as_str().len() + 4 + entry.to_string().len();
+        if omitted > 0 || used + len > budget {
+            omitted += 1;
+            omitted_bytes += raw_len;
+            continue;
+        }
+        used += len;
+        map.insert(name.as_str().to_owned(), entry);
+    }
+    if omitted > 0 {
+        map.insert(
+            "…".to_owned(),
+            format!("{omitted} more headers ({omitted_bytes} bytes) not stored").into(),
+        );
     }
     serde_json::Value::Object(map).to_string()
 }
 
+/// `value` cut to [`STORED_VALUE_CAP`] bytes on a character boundary, with its full length.
+fn cut(value: String) -> String {
+    if value.len() <= STORED_VALUE_CAP {
+        return value;
+    }
+    let mut end = STORED_VALUE_CAP;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes]", &value[..end], value.len())
+}
+
+/// Authentication schemes whose name is kept in the log (IANA HTTP Authentication Scheme
+/// Registry); anything else is stored as `***` only, since it may be the secret itself.
+const KNOWN_SCHEMES: &[&str] = &[
+    "basic",
+    "bearer",
+    "digest",
+    "negotiate",
+    "ntlm",
+    "hoba",
+    "mutual",
+    "vapid",
+    "scram-sha-1",
+    "scram-sha-256",
+    "dpop",
+    "privatetoken",
+    "concealed",
+    "aws4-hmac-sha256",
+];
+
+/// An `Authorization` value as it is logged: `<scheme> ***`, `Basic <user>:***`, or `***`
+/// when the value is not `<known scheme> SP <credentials>` (RFC 9110 §11.4): a value without
+/// that shape (`qiwi:s3cret`, `Basic<TAB>…`, `Basic,…`) may be the secret itself.
 fn mask_credentials(value: &str) -> String {
-    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let Some((scheme, rest)) = value.trim().split_once(' ') else {
+        return "***".to_owned();
+    };
+    if !KNOWN_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+        return "***".to_owned();
+    }
     if scheme.eq_ignore_ascii_case("basic")
         && let Some(user) = STANDARD
             .decode(rest.trim())
@@ -84,7 +164,8 @@ fn mask_credentials(value: &str) -> String {
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.split_once(':').map(|(u, _)| u.to_owned()))
     {
-        return format!("{scheme} {user}:***");
+        // Cut like any value: the user name is the sender's choice too.
+        return format!("{scheme} {}:***", cut(user));
     }
     format!("{scheme} ***")
 }
@@ -127,6 +208,35 @@ mod tests {
         assert_eq!(json["x-multi"], "1, 2");
         assert_eq!(mask_credentials("Bearer abc.def"), "Bearer ***");
         assert_eq!(mask_credentials("Basic !!notbase64"), "Basic ***");
-        assert_eq!(mask_credentials("opaque"), "opaque ***");
+        assert_eq!(mask_credentials("opaque"), "***");
+        for malformed in [
+            "qiwi:s3cret-pass",
+            "Basic\tcWl3aTpzM2NyZXQ=",
+            "Basic,cWl3aTpzM2NyZXQ=",
+            "s3cret-pass extra",
+            "",
+        ] {
+            assert_eq!(mask_credentials(malformed), "***", "{malformed}");
+        }
+    }
+
+    #[test]
+    fn stored_headers_never_exceed_the_cap() {
+        let mut h = HeaderMap::new();
+        for i in 0..75 {
+            let name = axum::http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap();
+            h.insert(name, HeaderValue::from_str(&"\"".repeat(4000)).unwrap());
+        }
+        h.insert("user-agent", HeaderValue::from_static("qiwi"));
+        for cap in [128, 1024, STORED_HEADERS_CAP] {
+            let json = headers_json_capped(&h, cap);
+            assert!(json.len() <= cap, "{} > {cap}", json.len());
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let note = v["…"].as_str().unwrap();
+            assert!(note.contains("more headers"), "{note}");
+        }
+        // Small heads are stored whole.
+        let small = with_auth("Bearer x");
+        assert_eq!(headers_json(&small), r#"{"authorization":"Bearer ***"}"#);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use figment::Source;
 
 use crate::config::{self, Config, ConfigError};
+use crate::ops::redact;
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +26,17 @@ pub enum Origin {
 pub struct Setting {
     /// The key as written in `config.toml`.
     pub key: &'static str,
-    /// Its value as TOML-like text (secrets masked), `None` when unset.
+    /// Its value as TOML-like text (secrets and URL credentials masked), `None` when unset.
     pub value: Option<String>,
     /// Where the value came from.
     pub origin: Origin,
 }
 
+/// The keys whose values are URLs: shown through [`redact::url`].
+const URL_KEYS: &[&str] = &["qiwi_check_url", "qiwi_webhook_url"];
+
 /// Validates the configuration, then lists every key with its effective value (secrets
-/// masked) and where it came from.
+/// masked, URLs without credentials or query values) and where it came from.
 pub fn effective_config(file: Option<&Path>) -> Result<(Config, Vec<Setting>), ConfigError> {
     let cfg = config::load(file)?;
     let figment = config::figment(file);
@@ -45,32 +49,197 @@ pub fn effective_config(file: Option<&Path>) -> Result<(Config, Vec<Setting>), C
                 .filter(|v| !matches!(v, figment::value::Value::Empty(..)));
             let origin = match figment.find_metadata(key).and_then(|m| m.source.as_ref()) {
                 Some(Source::File(p)) => Origin::File(p.display().to_string()),
-                Some(Source::Code(_)) => Origin::Default,
-                _ if value.is_some() => Origin::Env(key.to_uppercase()),
+                Some(Source::Custom(_)) => Origin::Env(key.to_uppercase()),
                 _ => Origin::Default,
             };
-            let value = value.map(|v| {
-                if config::SECRET_KEYS.contains(&key) {
-                    "\"***\"".to_owned()
-                } else {
-                    serde_json::to_string(&v).unwrap_or_else(|_| "?".into())
-                }
-            });
+            let value = value.map(|v| show(key, &v));
             Setting { key, value, origin }
         })
         .collect();
     Ok((cfg, settings))
 }
 
-/// The `check-config` report: one line per key, `key = value  # origin`.
-pub fn render_settings(file: Option<&Path>, settings: &[Setting]) -> String {
+/// A value as `check-config` prints it: secrets as `"***"`, URLs masked, any other text
+/// with URLs inside it masked too.
+fn show(key: &str, v: &figment::value::Value) -> String {
+    if config::SECRET_KEYS.contains(&key) {
+        return format!("\"{}\"", redact::MASK);
+    }
+    if URL_KEYS.contains(&key)
+        && let Some(text) = v.as_str()
+    {
+        let shown = match url::Url::parse(text) {
+            Ok(u) => redact::url(&u),
+            Err(_) => redact::text(text),
+        };
+        return serde_json::to_string(&shown).unwrap_or_else(|_| "?".into());
+    }
+    redact::text(&serde_json::to_string(v).unwrap_or_else(|_| "?".into()))
+}
+
+/// The outcome of one of the checks `serve` makes before it binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked, e.g. `database folder /data is writable`.
+    pub what: String,
+    /// `None` when it passed; else what is wrong and how to fix it.
+    pub problem: Option<String>,
+    /// A remark that is not a failure (the address is in use by the running gateway).
+    pub note: Option<String>,
+}
+
+impl Check {
+    fn ok(what: String) -> Check {
+        Check {
+            what,
+            problem: None,
+            note: None,
+        }
+    }
+    fn result(what: String, r: Result<(), String>) -> Check {
+        Check {
+            what,
+            problem: r.err(),
+            note: None,
+        }
+    }
+}
+
+/// Runs, without changing anything, every check `serve` makes before it binds: the database
+/// file (or the folder it will be created in) is writable, the TLS certificate and key load,
+/// the check client builds, and the listen address can be bound when it is free (in use is a
+/// note, not a failure: the running gateway may hold it). Also says whether a gateway holds
+/// the database's lock.
+pub async fn preflight(cfg: &Config) -> Vec<Check> {
+    let mut checks = vec![database_writable(&cfg.database_path)];
+    match crate::ops::lock::holder(&cfg.database_path) {
+        Some(pid) => checks.push(Check {
+            what: "database lock".into(),
+            problem: None,
+            note: Some(format!(
+                "a gateway{} is serving this database now (it holds {})",
+                if pid == 0 {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                },
+                crate::ops::lock::lock_path(&cfg.database_path).display()
+            )),
+        }),
+        None => checks.push(Check::ok("database lock is free".into())),
+    }
+    if let Some(files) = &cfg.tls {
+        let r = crate::ops::tls::load(files)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"));
+        checks.push(Check::result(
+            format!(
+                "TLS certificate {} and key {} load",
+                files.cert.display(),
+                files.key.display()
+            ),
+            r,
+        ));
+    }
+    if let Some(url) = &cfg.check_url {
+        let r = crate::qiwi::check::Checker::new(url.clone(), cfg.check_timeout)
+            .map(|_| ())
+            .map_err(|e| redact::text(&e.without_url().to_string()));
+        checks.push(Check::result(
+            format!("check client for {}", redact::url(url)),
+            r,
+        ));
+    }
+    let addr = cfg.listen_addr;
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => checks.push(Check::ok(format!("listen address {addr} can be bound"))),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => checks.push(Check {
+            what: format!("listen address {addr}"),
+            problem: None,
+            note: Some("in use now (by the running gateway?): serve needs it free".into()),
+        }),
+        Err(e) => checks.push(Check::result(
+            format!("listen address {addr}"),
+            Err(format!("cannot be bound: {e}")),
+        )),
+    }
+    checks
+}
+
+/// The database file is readable and writable, and the folder it is (or will be created) in,
+/// or the nearest existing parent of that folder, is writable: SQLite creates its `-wal` and
+/// `-shm` files beside the database. Probes by creating and removing a file, as access bits
+/// do not tell about read-only mounts.
+fn database_writable(db: &Path) -> Check {
+    if db.exists() {
+        let r = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(db)
+            .map(|_| ())
+            .map_err(|e| {
+                format!("cannot open it for writing: {e}; give the user the gateway runs as write access")
+            });
+        if r.is_err() {
+            return Check::result(format!("database {} is writable", db.display()), r);
+        }
+    }
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let existing = dir
+        .ancestors()
+        .find(|d| d.exists())
+        .unwrap_or(Path::new("."));
+    let what = if existing == dir {
+        format!("database folder {} is writable", dir.display())
+    } else {
+        format!(
+            "database folder {} can be created in {}",
+            dir.display(),
+            existing.display()
+        )
+    };
+    let probe = existing.join(format!(".qiwi-gateway-check-{}", std::process::id()));
+    let r = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map(|_| {
+            let _ = std::fs::remove_file(&probe);
+        })
+        .map_err(|e| {
+            format!(
+                "cannot write in {}: {e}; give the user the gateway runs as write access (e.g. chown)",
+                existing.display()
+            )
+        });
+    Check::result(what, r)
+}
+
+/// The `check-config` report: one line per key, `key = value  # origin`, then one line per
+/// check; the header says whether everything passed.
+pub fn render_settings(file: Option<&Path>, settings: &[Setting], checks: &[Check]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "# configuration file: {}",
         file.map_or_else(|| "none".to_owned(), |p| p.display().to_string())
     );
-    let _ = writeln!(out, "# the configuration is valid");
+    let failed = checks.iter().filter(|c| c.problem.is_some()).count();
+    if failed == 0 {
+        let _ = writeln!(
+            out,
+            "# the configuration is valid and every start-up check passed"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "# the values are valid, but {failed} start-up check(s) failed: serve would refuse to start"
+        );
+    }
     for s in settings {
         let origin = match &s.origin {
             Origin::Default => "default".to_owned(),
@@ -82,6 +251,13 @@ pub fn render_settings(file: Option<&Path>, settings: &[Setting]) -> String {
             None => format!("# {} (not set)", s.key),
         };
         let _ = writeln!(out, "{line:<60} # {origin}");
+    }
+    for c in checks {
+        let _ = match (&c.problem, &c.note) {
+            (Some(p), _) => writeln!(out, "# FAILED: {}: {p}", c.what),
+            (None, Some(n)) => writeln!(out, "# note: {}: {n}", c.what),
+            (None, None) => writeln!(out, "# ok: {}", c.what),
+        };
     }
     out
 }
@@ -149,14 +325,15 @@ mod tests {
             );
             assert_eq!(get("log_retention_days").origin, Origin::Default);
             assert_eq!(get("log_retention_days").value.as_deref(), Some("90"));
-            assert_eq!(get("max_sum").value, None);
+            assert_eq!(get("max_sum").value.as_deref(), Some("\"15000.00\""));
+            assert_eq!(get("webhook_max_attempts").value, None);
             assert_eq!(get("http_auth_password").value.as_deref(), Some("\"***\""));
             assert_eq!(get("metrics_token").value.as_deref(), Some("\"***\""));
             assert_eq!(
                 get("metrics_token").origin,
                 Origin::Env("METRICS_TOKEN".into())
             );
-            let text = render_settings(Some(Path::new("gw.toml")), &settings);
+            let text = render_settings(Some(Path::new("gw.toml")), &settings, &[]);
             assert!(
                 !text.contains("hunter2") && !text.contains("tok-secret"),
                 "{text}"

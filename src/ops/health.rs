@@ -26,7 +26,8 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready to take payments: the database commits a write within the deadline, and (when
+/// Ready to take payments: the database commits a heartbeat (a bounded write that needs a
+/// page as a pay does, `db::heartbeat`) within the deadline, and (when
 /// `readiness_max_backlog_age_secs` is set) no undelivered webhook is older than that.
 /// Answers 200 or 503 with one line per check.
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -34,7 +35,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let mut report = String::new();
     let deadline = state.config.timings.readiness_deadline;
     let started = Instant::now();
-    let write = state.db.writer().write(maintenance::probe_write);
+    let write = state
+        .db
+        .writer()
+        .write(|c| crate::db::heartbeat::beat(c, &crate::db::now_text()));
     match tokio::time::timeout(deadline, write).await {
         Ok(Ok(())) => {
             let took = started.elapsed();

@@ -3,7 +3,9 @@
 pub mod cli;
 pub mod health;
 pub mod housekeeping;
+pub mod lock;
 pub mod metrics;
+pub mod redact;
 pub mod startup;
 pub mod tls;
 

@@ -78,12 +78,8 @@ pub async fn any(
     };
 
     let mut command = None;
-    let outcome = if client_ip::allowed(&state.config.qiwi_allowed_ips, ip) {
-        read_and_answer(&state, &parts, body, &mut log, &mut command).await
-    } else {
-        tracing::warn!(%ip, "refused /payment: the address is not in qiwi_allowed_ips");
-        Outcome::http(StatusCode::FORBIDDEN, "forbidden\n")
-    };
+    // The allow-list and Basic auth were decided from the head by `http::payment_guard`.
+    let outcome = read_and_answer(&state, &parts, body, &mut log, &mut command).await;
     let log_txn_id = log.txn_id.clone();
     let outcome = finish_log(&state, log, outcome).await;
 
@@ -181,11 +177,6 @@ async fn answer(
     command: &mut Option<&'static str>,
 ) -> Outcome {
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    if let Some(auth) = &state.config.http_auth
-        && !crate::http::basic_auth_ok(headers, auth)
-    {
-        return Outcome::http(StatusCode::UNAUTHORIZED, "authentication required\n");
-    }
     if method != Method::GET && method != Method::POST {
         return Outcome::http(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
     }

@@ -4,9 +4,11 @@
 mod admin;
 mod check;
 mod config;
+mod display;
 mod faults;
 mod helpers;
 mod hostile;
+mod limits;
 mod log;
 mod ops;
 mod payment;
