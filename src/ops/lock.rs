@@ -40,7 +40,9 @@ pub enum LockError {
     },
     /// The lock file could not be created or locked (the folder is missing or read-only...).
     // The cause is part of the message and deliberately not a `#[source]`: said once.
-    #[error("cannot lock {}: {reason}", .lock.display())]
+    // Permission denied, read-only, no space: said as the data folder's problem, with the uid
+    // and the fix (issue 10 point 2).
+    #[error("cannot lock {}: {}", .lock.display(), crate::ops::startup::write_problem(.lock.parent().unwrap_or(.lock), .reason))]
     Io {
         /// The lock file.
         lock: PathBuf,
