@@ -1277,6 +1277,10 @@ mod tests {
         "tls_key_file",
         "qiwi_allowed_ips",
         "trusted_proxies",
+        "webhook_success_statuses",
+        "reconcile_columns",
+        "display_timezone",
+        "display_locale",
     ];
 
     /// The forms figment's own env provider changed: leading zeros, signs, decimals,

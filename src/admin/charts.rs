@@ -269,7 +269,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
         None => "No payments in the last 48 hours.".to_owned(),
         Some(b) => format!(
             "{total} payments in the last 48 hours, {} in total; the busiest hour was {}:00 UTC with {} payments ({}).",
-            money(sums.iter().sum()),
+            money(sums.iter().fold(0, |a: i64, &b| a.saturating_add(b))),
             b.key,
             b.payments,
             money(b.sum_minor)
@@ -312,7 +312,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
         None => "No payments in the last 60 days.".to_owned(),
         Some(b) => format!(
             "{total} payments in the last 60 days, {} in total, {} a day on average; the busiest day was {} with {} payments ({}).",
-            money(sums.iter().sum()),
+            money(sums.iter().fold(0, |a: i64, &b| a.saturating_add(b))),
             total / crate::db::charts::DAYS,
             b.key,
             b.payments,

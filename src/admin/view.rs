@@ -86,10 +86,12 @@ impl Fmt {
         format!("{sign}{}", self.group(u128::from(n.unsigned_abs())))
     }
 
+    // Russian groups with a plain space, not U+00A0: every page writes U+00A0 out as
+    // `\u{A0}` (`admin::visible`, so request data cannot hide one), and `.num` cells do not wrap.
     fn group(&self, whole: u128) -> String {
         let sep = match self.locale {
             DisplayLocale::En => ',',
-            DisplayLocale::Ru => '\u{a0}',
+            DisplayLocale::Ru => ' ',
         };
         let digits = whole.to_string();
         let mut grouped = String::with_capacity(digits.len() * 4 / 3 + 1);
@@ -110,7 +112,7 @@ impl Fmt {
         let whole = self.group(a / 100);
         match self.locale {
             DisplayLocale::En => format!("{sign}{whole}.{:02} RUB", a % 100),
-            DisplayLocale::Ru => format!("{sign}{whole},{:02}\u{a0}₽", a % 100),
+            DisplayLocale::Ru => format!("{sign}{whole},{:02} ₽", a % 100),
         }
     }
 
@@ -408,7 +410,7 @@ mod tests {
         let en = fmt("UTC", DisplayLocale::En);
         let ru = fmt("UTC", DisplayLocale::Ru);
         assert_eq!(en.money(31_119_227), "311,192.27 RUB");
-        assert_eq!(ru.money(31_119_227), "311\u{a0}192,27\u{a0}₽");
+        assert_eq!(ru.money(31_119_227), "311 192,27 ₽");
         assert_eq!(en.money(99), "0.99 RUB");
         assert_eq!(en.money(100_000), "1,000.00 RUB");
         assert_eq!(en.money(-123_456_789), "-1,234,567.89 RUB");
@@ -417,7 +419,7 @@ mod tests {
         assert_eq!(en.money(big), "92,323,792,361,095,157.75 RUB");
         assert_eq!(ru.money_cell(123_450), "1234,50");
         assert_eq!(en.count(1_234_567), "1,234,567");
-        assert_eq!(ru.count(100_000), "100\u{a0}000");
+        assert_eq!(ru.count(100_000), "100 000");
         assert_eq!(en.money_cell(123_450), "1234.50");
     }
 

@@ -67,7 +67,10 @@ pub fn chart_data(conn: &Connection, now: DateTime<Utc>) -> Result<ChartData, Db
         })
         .collect();
     let mut stmt = conn.prepare_cached(
-        "SELECT hour, payments, sum_minor, acked, delivered, failed
+        // The trigger's `+` turns an hour's sum into a REAL past i64 (92 trillion roubles):
+        // the chart saturates there instead of failing the dashboard. The cards' totals are
+        // exact (i128, `db::admin::dashboard`).
+        "SELECT hour, payments, CAST(sum_minor AS INTEGER), acked, delivered, failed
          FROM stats_hour WHERE hour >= ?1 ORDER BY hour",
     )?;
     let rows = stmt.query_map([&hour_keys[0]], bucket)?;
@@ -86,7 +89,7 @@ pub fn chart_data(conn: &Connection, now: DateTime<Utc>) -> Result<ChartData, Db
         })
         .collect();
     let mut stmt = conn.prepare_cached(
-        "SELECT substr(hour, 1, 10), sum(payments), sum(sum_minor), sum(acked),
+        "SELECT substr(hour, 1, 10), sum(payments), CAST(total(sum_minor) AS INTEGER), sum(acked),
                 sum(delivered), sum(failed)
          FROM stats_hour WHERE hour >= ?1 GROUP BY 1 ORDER BY 1",
     )?;

@@ -485,14 +485,11 @@ fn sniff_delimiter(text: &[u8]) -> Option<u8> {
 
 /// The canonical `txn_id`: 1-20 ASCII digits with leading zeros removed (`000881401` is
 /// `881401`; all zeros is `0`), and its value. The protocol's rule (spec: `txn_id`).
-// The protocol helper adds a `TxnId` type with the same rule; this is unified with it.
 pub fn canonical_txn_id(s: &str) -> Option<(String, u128)> {
-    let s = s.trim();
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let t = s.trim_start_matches('0');
-    let t = if t.is_empty() { "0" } else { t };
+    // The protocol's own rule (1-20 digits, leading zeros not significant): one payment is
+    // one number here as on `/payment`.
+    let id = crate::qiwi::TxnId::parse(s.trim()).ok()?;
+    let t = id.canonical();
     Some((t.to_owned(), t.parse().ok()?))
 }
 
