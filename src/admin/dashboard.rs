@@ -110,10 +110,16 @@ fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
         w.push(Warning {
             id: "unaccepted-2xx",
             text: format!(
-                "Your backend answered HTTP {status} to a webhook ({} {}): only 200 and 201 \
-                 count as delivered, so it is retried. Answer 200 or 201.",
+                "Your backend answered HTTP {status} to a webhook ({} {}): only {} count as \
+                 delivered, so it is retried. Answer one of them, or add {status} to \
+                 webhook_success_statuses (WEBHOOK_SUCCESS_STATUSES).",
                 Fmt::new(c).time(at),
-                Fmt::new(c).zone()
+                Fmt::new(c).zone(),
+                c.webhook_success_statuses
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     }
@@ -146,7 +152,10 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
     let since = days.map(|d| zone.utc_of(d.and_time(NaiveTime::MIN)));
     let d = state
         .db
-        .read_bulk(move |c| q::dashboard(c, [&since[0], &since[1], &since[2]]))
+        .read_bulk({
+            let accepted = state.config.webhook_success_statuses.clone();
+            move |c| q::dashboard(c, [&since[0], &since[1], &since[2]], &accepted)
+        })
         .await?;
     let chart_data = state
         .db

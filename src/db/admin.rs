@@ -251,8 +251,8 @@ pub struct Dashboard {
     pub failing_rows: Vec<TxnRow>,
     /// `created_at` of the last request to `/payment`.
     pub last_request: Option<String>,
-    /// The newest of the last [`RECENT_ATTEMPTS`] webhook attempts that got a 2xx other than
-    /// 200 or 201 (which the worker does not count as delivered): its status and UTC time.
+    /// The newest of the last [`RECENT_ATTEMPTS`] webhook attempts that got a 2xx the worker
+    /// does not count as delivered (not in `webhook_success_statuses`): its status and UTC time.
     pub unaccepted_2xx: Option<(i64, String)>,
 }
 
@@ -839,7 +839,13 @@ pub fn request(conn: &Connection, id: i64) -> Result<Option<LogDetail>, DbError>
 }
 
 /// The dashboard's figures; `since` are the UTC starts of today, 7 days and 30 days ago.
-pub fn dashboard(conn: &Connection, since: [&str; 3]) -> Result<Dashboard, DbError> {
+/// `accepted` are the statuses the worker counts as delivered (`webhook_success_statuses`):
+/// any other 2xx among the newest attempts is reported in [`Dashboard::unaccepted_2xx`].
+pub fn dashboard(
+    conn: &Connection,
+    since: [&str; 3],
+    accepted: &[u16],
+) -> Result<Dashboard, DbError> {
     let mut totals = [Totals::default(); 3];
     for (t, s) in totals.iter_mut().zip(since) {
         *t = conn
@@ -876,14 +882,20 @@ pub fn dashboard(conn: &Connection, since: [&str; 3]) -> Result<Dashboard, DbErr
     let last_request = conn
         .prepare_cached("SELECT max(created_at) FROM qiwi_http_log")?
         .query_row([], |r| r.get(0))?;
+    // Typed numbers (200-299, validated by the configuration), so written into the SQL.
+    let accepted = accepted
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let unaccepted_2xx = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT http_status, created_at FROM (
                  SELECT http_status, created_at FROM qiwi_webhook_attempt
                  ORDER BY id DESC LIMIT ?1)
-             WHERE http_status BETWEEN 200 AND 299 AND http_status NOT IN (200, 201)
-             LIMIT 1",
-        )?
+             WHERE http_status BETWEEN 200 AND 299 AND http_status NOT IN ({accepted})
+             LIMIT 1"
+        ))?
         .query_row([RECENT_ATTEMPTS], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     Ok(Dashboard {

@@ -1312,6 +1312,48 @@ async fn concurrent_exports_are_limited() {
     drop(second);
 }
 
+/// Issue 11.10: a 204 the operator listed in `webhook_success_statuses` is a delivery, so the
+/// dashboard does not warn about it; an unlisted 202 still gets the warning, which names the
+/// configured list and the setting.
+#[tokio::test]
+async fn a_listed_2xx_gets_no_dashboard_warning_and_an_unlisted_one_does() {
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.webhook_success_statuses = vec![200, 201, 204];
+    })
+    .await;
+    add_txns(
+        &app,
+        vec![(
+            "9".into(),
+            "acc".into(),
+            100,
+            1,
+            "2024-05-01 10:00:00".into(),
+        )],
+    )
+    .await;
+    sql(
+        &app,
+        "INSERT INTO qiwi_webhook_attempt (transaction_id, created_at, http_status, error, duration_ms)
+         SELECT id, '2024-05-01 10:00:05', 204, NULL, 3 FROM qiwi_transaction WHERE code = '9'",
+    )
+    .await;
+    let admin = login(&app).await;
+    let (_, html) = admin.get(&app, "/admin").await;
+    assert!(!html.contains("warn-unaccepted-2xx"), "{html}");
+    sql(
+        &app,
+        "INSERT INTO qiwi_webhook_attempt (transaction_id, created_at, http_status, error, duration_ms)
+         SELECT id, '2024-05-01 10:00:06', 202, 'HTTP 202', 3 FROM qiwi_transaction WHERE code = '9'",
+    )
+    .await;
+    let (_, html) = admin.get(&app, "/admin").await;
+    assert!(html.contains("warn-unaccepted-2xx"), "{html}");
+    assert!(html.contains("answered HTTP 202"));
+    assert!(html.contains("only 200, 201, 204 count"));
+}
+
 /// Issue 16.4: the dashboard warns about a receiver answering 204 and switched-off payments;
 /// 16.2: the request log filters by result code.
 #[tokio::test]
@@ -1345,7 +1387,8 @@ async fn dashboard_warnings_and_the_result_filter() {
     assert!(html.contains("warn-payments-off"), "{html}");
     assert!(html.contains("warn-unaccepted-2xx"));
     assert!(html.contains("answered HTTP 204"));
-    assert!(html.contains("only 200 and 201"));
+    assert!(html.contains("only 200, 201 count"), "{html}");
+    assert!(html.contains("webhook_success_statuses"));
     // Result 7 (payments off) against the others.
     let results: Vec<i64> = {
         let c = app.db();
