@@ -1232,7 +1232,7 @@ mod tests {
                 "2024-01-01 00:00:00",
             );
         }
-        let d = dashboard(&c, ["2023-01-01 00:00:00"; 3]).unwrap();
+        let d = dashboard(&c, ["2023-01-01 00:00:00"; 3], &[200, 201]).unwrap();
         assert_eq!(d.totals[0].count, 1025);
         assert_eq!(d.totals[0].sum_minor, 1025 * i128::from(max));
         assert!(d.totals[0].sum_minor > i128::from(i64::MAX));
