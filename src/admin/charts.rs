@@ -255,7 +255,8 @@ fn busiest(buckets: &[Bucket]) -> Option<&Bucket> {
 }
 
 /// The five charts of the dashboard, from `data` and the backlog now.
-pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
+/// Times are in the display time zone `zone` (its name labels them).
+pub fn dashboard_charts(data: &ChartData, pending_now: i64, zone: &str) -> Vec<Chart> {
     let mut out = Vec::new();
     let money = |minor: i64| view::money(i128::from(minor));
 
@@ -268,7 +269,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
     let summary = match busiest(h) {
         None => "No payments in the last 48 hours.".to_owned(),
         Some(b) => format!(
-            "{total} payments in the last 48 hours, {} in total; the busiest hour was {}:00 UTC with {} payments ({}).",
+            "{total} payments in the last 48 hours, {} in total; the busiest hour was {}:00 {zone} with {} payments ({}).",
             money(sums.iter().fold(0, |a: i64, &b| a.saturating_add(b))),
             b.key,
             b.payments,
@@ -277,7 +278,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
     };
     let last = keys.len().saturating_sub(1);
     out.push(columns(
-        "Payments per hour (last 48 h, UTC)".into(),
+        format!("Payments per hour (last 48 h, {zone})"),
         summary,
         &keys,
         &[Series {
@@ -294,7 +295,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
         |i, k| hour_label(i, k, last),
         |i| {
             format!(
-                "{}:00 UTC: {} payments, {}",
+                "{}:00 {zone}: {} payments, {}",
                 h[i].key,
                 h[i].payments,
                 money(h[i].sum_minor)
@@ -321,7 +322,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
     };
     let last = keys.len().saturating_sub(1);
     out.push(columns(
-        "Payments per day (last 60 days, UTC)".into(),
+        format!("Payments per day (last 60 days, {zone})"),
         summary,
         &keys,
         &[Series {
@@ -372,7 +373,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
         )
     };
     out.push(columns(
-        "Webhook attempts per hour (last 48 h, UTC)".into(),
+        format!("Webhook attempts per hour (last 48 h, {zone})"),
         summary,
         &keys,
         &[
@@ -391,7 +392,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
         |i, k| hour_label(i, k, last_of(&keys)),
         |i| {
             format!(
-                "{}:00 UTC: {} delivered, {} failed",
+                "{}:00 {zone}: {} delivered, {} failed",
                 h[i].key, h[i].delivered, h[i].failed
             )
         },
@@ -405,7 +406,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
         backlog.first().copied().unwrap_or(0)
     );
     out.push(columns(
-        "Webhook backlog at the end of each hour (UTC)".into(),
+        format!("Webhook backlog at the end of each hour ({zone})"),
         summary,
         &keys,
         &[Series {
@@ -415,7 +416,7 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64) -> Vec<Chart> {
         }],
         None,
         |i, k| hour_label(i, k, last_of(&keys)),
-        |i| format!("{}:59 UTC: {} undelivered", h[i].key, backlog[i]),
+        |i| format!("{}:59 {zone}: {} undelivered", h[i].key, backlog[i]),
     ));
     out
 }
@@ -525,7 +526,7 @@ mod tests {
 
     #[test]
     fn each_chart_says_in_words_what_it_draws() {
-        let charts = dashboard_charts(&data(), 3);
+        let charts = dashboard_charts(&data(), 3, "UTC");
         assert_eq!(charts.len(), 5);
         assert!(
             charts[0]
@@ -574,7 +575,7 @@ mod tests {
 
     #[test]
     fn bars_stay_inside_the_view_box() {
-        for c in dashboard_charts(&data(), 3) {
+        for c in dashboard_charts(&data(), 3, "UTC") {
             for r in &c.rects {
                 let (y, h): (f64, f64) = (r.y.parse().unwrap(), r.h.parse().unwrap());
                 let (x, w): (f64, f64) = (r.x.parse().unwrap(), r.w.parse().unwrap());
@@ -604,7 +605,7 @@ mod tests {
             days: Vec::new(),
             results: Vec::new(),
         };
-        let charts = dashboard_charts(&empty, 0);
+        let charts = dashboard_charts(&empty, 0, "UTC");
         assert_eq!(charts[0].summary, "No payments in the last 48 hours.");
         assert_eq!(
             charts[2].summary,

@@ -159,9 +159,12 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
         .await?;
     let chart_data = state
         .db
-        .read(move |c| crate::db::charts::chart_data(c, now))
+        .read({
+            let tz = zone.tz;
+            move |c| crate::db::charts::chart_data(c, now, tz)
+        })
         .await?;
-    let charts = super::charts::dashboard_charts(&chart_data, d.pending);
+    let charts = super::charts::dashboard_charts(&chart_data, d.pending, zone.zone());
     let labels = ["Today", "Last 7 days", "Last 30 days"];
     let periods = labels
         .into_iter()

@@ -1,15 +1,18 @@
 //! The dashboard charts' figures, read from the per-hour aggregates that triggers keep
 //! (migration 0007): at most 60 x 24 rows per chart, whatever the size of the tables.
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
 use rusqlite::Connection;
 
 use super::DbError;
 
-/// One UTC hour's (or day's) figures. Test payments are not counted.
+/// One hour's (or day's) figures. Test payments are not counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bucket {
-    /// `YYYY-MM-DD HH` for an hour, `YYYY-MM-DD` for a day (UTC).
+    /// `YYYY-MM-DD HH` for an hour, `YYYY-MM-DD` for a day, in the display time zone.
     pub key: String,
     /// Payments stored.
     pub payments: i64,
@@ -39,33 +42,54 @@ pub const HOURS: i64 = 48;
 /// Days the daily chart shows.
 pub const DAYS: i64 = 60;
 
-/// Reads the charts' figures for the periods ending at `now`.
-pub fn chart_data(conn: &Connection, now: DateTime<Utc>) -> Result<ChartData, DbError> {
+/// Reads the charts' figures for the periods ending at `now`, in the display time zone `tz`:
+/// hours are the UTC hours of the aggregates labelled with their local start (exact for
+/// whole-hour offsets such as Europe/Moscow), days are local calendar days made of the hours
+/// that fall in them.
+pub fn chart_data(conn: &Connection, now: DateTime<Utc>, tz: Tz) -> Result<ChartData, DbError> {
     let hour0 = now
         .with_minute(0)
         .and_then(|t| t.with_second(0))
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(now);
-    let hour_keys: Vec<String> = (0..HOURS)
+    let utc_key = |t: DateTime<Utc>| t.format("%Y-%m-%d %H").to_string();
+    let hour_starts: Vec<DateTime<Utc>> = (0..HOURS)
         .rev()
-        .map(|i| {
-            (hour0 - TimeDelta::hours(i))
-                .format("%Y-%m-%d %H")
-                .to_string()
-        })
+        .map(|i| hour0 - TimeDelta::hours(i))
         .collect();
-    let day_keys: Vec<String> = (0..DAYS)
-        .rev()
-        .map(|i| (now - TimeDelta::days(i)).format("%Y-%m-%d").to_string())
-        .collect();
-
-    let mut hours: Vec<Bucket> = hour_keys
+    let index: HashMap<String, usize> = hour_starts
         .iter()
-        .map(|k| Bucket {
-            key: k.clone(),
+        .enumerate()
+        .map(|(i, t)| (utc_key(*t), i))
+        .collect();
+    let mut hours: Vec<Bucket> = hour_starts
+        .iter()
+        .map(|t| Bucket {
+            key: t.with_timezone(&tz).format("%Y-%m-%d %H").to_string(),
             ..Bucket::default()
         })
         .collect();
+
+    let today = now.with_timezone(&tz).date_naive();
+    let day_list: Vec<NaiveDate> = (0..DAYS)
+        .rev()
+        .map(|i| today - TimeDelta::days(i))
+        .collect();
+    let mut days: Vec<Bucket> = day_list
+        .iter()
+        .map(|d| Bucket {
+            key: d.format("%Y-%m-%d").to_string(),
+            ..Bucket::default()
+        })
+        .collect();
+    // The UTC hour in which the first local day starts (a day before, to be safe across
+    // offsets): every hour read is then placed by its own local date.
+    let first = utc_key(
+        tz.from_local_datetime(&day_list[0].and_time(NaiveTime::MIN))
+            .earliest()
+            .map_or(now - TimeDelta::days(DAYS + 1), |t| t.with_timezone(&Utc))
+            - TimeDelta::hours(1),
+    );
     let mut stmt = conn.prepare_cached(
         // The trigger's `+` turns an hour's sum into a REAL past i64 (92 trillion roubles):
         // the chart saturates there instead of failing the dashboard. The cards' totals are
@@ -73,31 +97,33 @@ pub fn chart_data(conn: &Connection, now: DateTime<Utc>) -> Result<ChartData, Db
         "SELECT hour, payments, CAST(sum_minor AS INTEGER), acked, delivered, failed
          FROM stats_hour WHERE hour >= ?1 ORDER BY hour",
     )?;
-    let rows = stmt.query_map([&hour_keys[0]], bucket)?;
+    let rows = stmt.query_map([&first], bucket)?;
     for row in rows {
         let row = row?;
-        if let Some(b) = hours.iter_mut().find(|b| b.key == row.key) {
-            *b = row;
+        if let Some(&i) = index.get(&row.key) {
+            hours[i] = Bucket {
+                key: hours[i].key.clone(),
+                ..row.clone()
+            };
         }
-    }
-
-    let mut days: Vec<Bucket> = day_keys
-        .iter()
-        .map(|k| Bucket {
-            key: k.clone(),
-            ..Bucket::default()
-        })
-        .collect();
-    let mut stmt = conn.prepare_cached(
-        "SELECT substr(hour, 1, 10), sum(payments), CAST(total(sum_minor) AS INTEGER), sum(acked),
-                sum(delivered), sum(failed)
-         FROM stats_hour WHERE hour >= ?1 GROUP BY 1 ORDER BY 1",
-    )?;
-    let rows = stmt.query_map([&day_keys[0]], bucket)?;
-    for row in rows {
-        let row = row?;
-        if let Some(b) = days.iter_mut().find(|b| b.key == row.key) {
-            *b = row;
+        let Ok(start) = NaiveDateTime::parse_from_str(&format!("{}:00", row.key), "%Y-%m-%d %H:%M")
+        else {
+            continue;
+        };
+        let local = Utc
+            .from_utc_datetime(&start)
+            .with_timezone(&tz)
+            .date_naive();
+        if let Some(d) = days
+            .iter_mut()
+            .rev()
+            .find(|b| b.key == local.format("%Y-%m-%d").to_string())
+        {
+            d.payments += row.payments;
+            d.sum_minor = d.sum_minor.saturating_add(row.sum_minor);
+            d.acked += row.acked;
+            d.delivered += row.delivered;
+            d.failed += row.failed;
         }
     }
 
@@ -106,7 +132,7 @@ pub fn chart_data(conn: &Connection, now: DateTime<Utc>) -> Result<ChartData, Db
             "SELECT result, sum(answers) FROM stats_result_hour
              WHERE hour >= ?1 GROUP BY result ORDER BY result",
         )?
-        .query_map([&hour_keys[0]], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([utc_key(hour_starts[0])], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(ChartData {
         hours,
@@ -209,7 +235,7 @@ mod tests {
             .unwrap();
         }
 
-        let d = chart_data(&conn, now).unwrap();
+        let d = chart_data(&conn, now, Tz::UTC).unwrap();
         assert_eq!(d.hours.len(), 48);
         assert_eq!(d.days.len(), 60);
         let last = d.hours.last().unwrap();
@@ -231,6 +257,20 @@ mod tests {
         assert_eq!((today.key.as_str(), today.payments), ("2024-03-10", 2));
         assert_eq!(d.days.iter().map(|b| b.payments).sum::<i64>(), 3);
         assert_eq!(d.results, vec![(0, 2), (300, 1)]);
+
+        // The same hours in Moscow time (UTC+3): labelled with their local start, and the
+        // payment of 23:xx UTC on the 9th belongs to the local 10th.
+        let m = chart_data(&conn, now, chrono_tz::Europe::Moscow).unwrap();
+        assert_eq!(m.hours.last().unwrap().key, "2024-03-10 15");
+        assert_eq!(m.hours.last().unwrap().payments, 2);
+        assert!(
+            m.hours
+                .iter()
+                .any(|b| b.key == "2024-03-10 02" && b.payments == 1)
+        );
+        let today = m.days.last().unwrap();
+        assert_eq!((today.key.as_str(), today.payments), ("2024-03-10", 3));
+        assert_eq!(m.days.iter().map(|b| b.payments).sum::<i64>(), 3);
 
         // Three undelivered now (codes 2, 3, 4). At the end of 11:00, 2 had not arrived and
         // 1 (acknowledged at 12:10) had not either: 3 and 4 waited. Before 3 arrived, only 4.
