@@ -1419,3 +1419,55 @@ async fn dashboard_warnings_and_the_result_filter() {
     let (_, html) = admin.get(&app, "/admin/log?result=x").await;
     assert!(html.contains("is not a protocol result code"));
 }
+
+/// Issue 11.2: the check backend's display fields are shown, escaped, on the admin page of the
+/// request that got them, and a request without fields has no such table.
+#[tokio::test]
+async fn display_fields_of_a_check_are_shown_on_its_request_page() {
+    let backend = spawn_backend(axum::Router::new().route(
+        "/check",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"fields": {"disp1": "Ivanov <I.I.>", "disp2": "-120.00"}}"#,
+            )
+        }),
+    ))
+    .await;
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.check_url = Some(format!("{backend}/check").parse().unwrap());
+    })
+    .await;
+    assert_eq!(app.check("77", "acc", "10").await.result(), 0);
+    assert_eq!(app.pay("78", "acc", "10").await.result(), 0);
+    let id_of = |txn: &str| -> i64 {
+        app.db()
+            .query_row(
+                "SELECT id FROM qiwi_http_log WHERE txn_id = ?1",
+                [txn],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let admin = login(&app).await;
+    let (status, html) = admin
+        .get(&app, &format!("/admin/log/{}", id_of("77")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let table = html
+        .split("id=\"display-fields\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no display fields table: {html}"));
+    let disp1 = table.find("disp1").expect("disp1");
+    let disp2 = table.find("disp2").expect("disp2");
+    assert!(disp1 < disp2, "in the backend's order: {table}");
+    assert!(table.contains("Ivanov &#60;I.I.&#62;"), "{table}");
+    assert!(!table.contains("<I.I.>"), "escaped: {table}");
+    assert!(table.contains("-120.00"), "{table}");
+    let (_, html) = admin
+        .get(&app, &format!("/admin/log/{}", id_of("78")))
+        .await;
+    assert!(!html.contains("display-fields"), "a pay has no fields");
+}
