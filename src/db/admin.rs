@@ -217,7 +217,7 @@ pub struct FilteredTotals {
 
 /// Most rows the count and total of a filtered list walk (newest first); beyond, the page
 /// says its figures are lower bounds. Keeps the page fast on a table of 10 million rows.
-pub const TOTALS_BUDGET: i64 = 100_000;
+pub const TOTALS_BUDGET: i64 = 10_000;
 
 /// Money columns are summed in two integer halves, `sum_minor / SPLIT` and `sum_minor %
 /// SPLIT`, each of which SQLite's 64-bit `sum()` can add for ~10^9 rows of the largest sum
