@@ -12,14 +12,6 @@ use super::DbError;
 /// milliseconds and payments queued behind it barely notice.
 pub const PRUNE_BATCH: i64 = 500;
 
-/// A write that changes nothing but still takes SQLite's write lock, so it proves the writer
-/// thread, the lock and the commit path all work.
-pub fn probe_write(conn: &Connection) -> Result<(), DbError> {
-    conn.prepare_cached("UPDATE qiwi_transaction SET id = id WHERE id = -1")?
-        .execute([])?;
-    Ok(())
-}
-
 /// Undelivered webhooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backlog {

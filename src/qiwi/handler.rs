@@ -20,8 +20,9 @@ use crate::db::{self, http_log::LogEntry};
 use crate::http::client_ip;
 use crate::http::request_log::PaymentInfo;
 
-/// Largest request body accepted; larger ones get 413 and are logged without their body.
-pub const MAX_BODY: usize = 64 * 1024;
+/// Largest request body accepted; larger ones get 413 and are logged without their body. The
+/// same cap `http::payment_guard` applies to a declared `Content-Length` before reading.
+pub const MAX_BODY: usize = crate::http::payment_guard::MAX_BODY as usize;
 
 /// The protocol's paths, `/payment` and `/payment/`, on one router piece: whatever layer is
 /// put on it (auth, allow-list, log) covers both alike.
