@@ -12,7 +12,7 @@ use super::auth::Session;
 use super::view;
 use super::{AdminError, Layout, render};
 use crate::app::AppState;
-use crate::db::{self, DbError, admin as q};
+use crate::db::{self, DbError, audit as q};
 
 /// Rows on the audit page.
 const AUDIT_PAGE: usize = 100;

@@ -23,7 +23,7 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use super::{AdminError, Layout, render};
 use crate::app::AppState;
-use crate::db::{self, admin as q};
+use crate::db::{self, sessions as q};
 use crate::http::client_ip::{self, client_ip};
 
 /// The session cookie.

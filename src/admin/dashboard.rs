@@ -11,7 +11,7 @@ use super::transactions::BadgeCtx;
 use super::view::{self, Badge, Fmt};
 use super::{AdminError, Layout, render};
 use crate::app::AppState;
-use crate::db::admin as q;
+use crate::db::dashboard as q;
 
 /// One period's payments.
 struct PeriodView {

@@ -12,7 +12,9 @@ use super::auth::Session;
 use super::view::{self, Pager};
 use super::{AdminError, Layout, not_found_page, render};
 use crate::app::AppState;
-use crate::db::admin::{self as q, LogFilter, LogRow};
+use crate::db::http_log::{self as q, LogFilter, LogRow};
+use crate::db::pager::Page;
+use crate::db::transactions;
 
 /// Longest text searched for.
 const MAX_SEARCH: usize = 200;
@@ -166,7 +168,7 @@ pub async fn list(
             Err(e) => return AdminError::from(e).into_response(),
         }
     } else {
-        q::Page {
+        Page {
             rows: Vec::new(),
             older: None,
             newer: None,
@@ -235,7 +237,7 @@ pub async fn get(
                 return Ok(None);
             };
             let txn = match &d.row.txn_id {
-                Some(code) => q::transaction_id_by_code(c, code)?,
+                Some(code) => transactions::transaction_id_by_code(c, code)?,
                 None => None,
             };
             Ok(Some((d, txn)))

@@ -16,7 +16,10 @@ use super::view::{self, Badge, Fmt, Pager};
 use super::{AdminError, Layout, audit, not_found_page, render};
 use crate::app::AppState;
 use crate::config::DisplayLocale;
-use crate::db::admin::{self as q, FilteredTotals, LogFilter, TxnFilter, TxnRow, TxnState};
+use crate::db::http_log::{self, LogFilter};
+use crate::db::outbox;
+use crate::db::pager::Page;
+use crate::db::transactions::{self as q, FilteredTotals, TxnFilter, TxnRow, TxnState};
 use crate::qiwi::Amount;
 
 /// Rows per batch of the CSV export: each batch is one short read, walking at most the list
@@ -314,7 +317,7 @@ pub async fn list(
             Pager::new::<TxnRow>(
                 "/admin/transactions",
                 &qs,
-                &q::Page {
+                &Page {
                     rows: Vec::new(),
                     older: None,
                     newer: None,
@@ -598,12 +601,12 @@ pub async fn get(
             let Some(t) = q::transaction(c, id)? else {
                 return Ok(None);
             };
-            let attempts = q::attempts(c, id, ATTEMPTS_SHOWN)?;
+            let attempts = outbox::attempts(c, id, ATTEMPTS_SHOWN)?;
             let filter = LogFilter {
                 txn_id: Some(t.row.code.clone()),
                 ..LogFilter::default()
             };
-            let requests = q::requests(c, &filter, None)?.rows;
+            let requests = http_log::requests(c, &filter, None)?.rows;
             Ok(Some((t, attempts, requests)))
         })
         .await;

@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike};
 use chrono_tz::Tz;
 
 use crate::config::{Config, DisplayLocale};
-use crate::db::admin::{Cursor, Page};
+use crate::db::pager::{Cursor, Page};
 
 /// Money from exact minor units: always two decimals, no grouping, `.` (forms, logs).
 pub fn money(minor: i128) -> String {

@@ -93,7 +93,7 @@ pub fn chart_data(conn: &Connection, now: DateTime<Utc>, tz: Tz) -> Result<Chart
     let mut stmt = conn.prepare_cached(
         // The trigger's `+` turns an hour's sum into a REAL past i64 (92 trillion roubles):
         // the chart saturates there instead of failing the dashboard. The cards' totals are
-        // exact (i128, `db::admin::dashboard`).
+        // exact (i128, `db::dashboard::dashboard`).
         "SELECT hour, payments, CAST(sum_minor AS INTEGER), acked, delivered, failed
          FROM stats_hour WHERE hour >= ?1 ORDER BY hour",
     )?;

@@ -2,15 +2,18 @@
 //! commits whatever is queued in one transaction (group commit); reads go through a pool of
 //! read-only connections. Nothing here blocks an async runtime thread.
 
-pub mod admin;
+pub mod audit;
 pub mod charts;
 mod checkpointer;
+pub mod dashboard;
 pub mod heartbeat;
 pub mod http_log;
 pub mod maintenance;
 mod migrations;
 pub mod outbox;
+pub mod pager;
 pub mod reconcile;
+pub mod sessions;
 pub mod test_payments;
 pub mod transactions;
 mod writer;

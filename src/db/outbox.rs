@@ -193,6 +193,46 @@ pub fn record(conn: &Connection, a: &Attempt) -> Result<(), DbError> {
     Ok(())
 }
 
+/// One webhook delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// Its id.
+    pub id: i64,
+    /// UTC.
+    pub created_at: String,
+    /// The backend's HTTP status, when it answered.
+    pub http_status: Option<i64>,
+    /// The failure, `None` on success.
+    pub error: Option<String>,
+    /// How long the attempt took.
+    pub duration_ms: i64,
+    /// The start of the backend's answer.
+    pub response_body: String,
+}
+
+/// The newest `limit` webhook attempts of a transaction, newest first.
+pub fn attempts(
+    conn: &Connection,
+    transaction_id: i64,
+    limit: usize,
+) -> Result<Vec<AttemptRow>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, created_at, http_status, error, duration_ms, response_body
+         FROM qiwi_webhook_attempt WHERE transaction_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![transaction_id, limit as i64], |r| {
+        Ok(AttemptRow {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            http_status: r.get(2)?,
+            error: r.get(3)?,
+            duration_ms: r.get(4)?,
+            response_body: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

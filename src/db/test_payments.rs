@@ -193,7 +193,7 @@ pub fn test_ids(conn: &Connection, ids: &[i64]) -> Result<std::collections::Hash
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::admin::{TxnFilter, TxnState, transactions};
+    use crate::db::transactions::{TxnFilter, TxnState, transactions};
 
     #[test]
     fn test_payments_are_marked_and_filtered_either_way() {
