@@ -732,7 +732,7 @@ impl RawConfig {
         };
         let admin_password = nonempty(self.admin_password).map(Secret);
         if let Some(pw) = &admin_password
-            && pw.0.chars().count() < crate::admin::auth::MIN_PASSWORD_LEN
+            && pw.0.chars().count() < crate::admin::password::MIN_PASSWORD_LEN
         {
             // The same rule as `admin set-password`; the message never shows the password.
             return Err(invalid(
@@ -740,7 +740,7 @@ impl RawConfig {
                 format!(
                     "has {} characters; at least {} are needed (the same rule as admin set-password)",
                     pw.0.chars().count(),
-                    crate::admin::auth::MIN_PASSWORD_LEN
+                    crate::admin::password::MIN_PASSWORD_LEN
                 ),
             ));
         }

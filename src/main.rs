@@ -263,7 +263,7 @@ fn set_password(cfg: &Config) -> anyhow::Result<()> {
     std::io::stdin().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     let db = Db::open(&cfg.database_path)?;
-    block_on(qiwi_gateway::admin::auth::set_password(&db, password))?;
+    block_on(qiwi_gateway::admin::password::set_password(&db, password))?;
     println!("admin password changed; every session was ended");
     Ok(())
 }

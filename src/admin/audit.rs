@@ -8,7 +8,7 @@ use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::auth::Session;
+use super::session::Session;
 use super::view;
 use super::{AdminError, Layout, render};
 use crate::app::AppState;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{Days, NaiveTime, Utc};
 
-use super::auth::Session;
+use super::session::Session;
 use super::transactions::BadgeCtx;
 use super::view::{self, Badge, Fmt};
 use super::{AdminError, Layout, render};

@@ -8,7 +8,7 @@ use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::Session;
+use super::session::Session;
 use super::view::{self, Pager};
 use super::{AdminError, Layout, not_found_page, render};
 use crate::app::AppState;

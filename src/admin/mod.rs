@@ -2,22 +2,25 @@
 //! `static/` compiled into the binary) to answer "did this payment arrive, and did our backend
 //! get it?", and to push a stuck webhook. No JavaScript: every action is a form.
 //!
-//! Every route except the login page and the static assets is behind [`auth::require_session`],
+//! Every route except the login page and the static assets is behind [`session::require_session`],
 //! which also checks the CSRF token of every state-changing form. Every response carries the
 //! security headers of [`security_headers`].
 
 mod audit;
-pub mod auth;
 mod charts;
 mod dashboard;
+pub mod limiter;
 mod log;
+mod login;
+pub mod password;
 mod reconcile;
+mod session;
 mod test_payment;
 mod transactions;
 mod view;
 pub mod visible;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use askama::Template;
 use axum::Router;
@@ -30,7 +33,18 @@ use axum::routing::{get, post};
 use crate::app::AppState;
 use crate::db::DbError;
 
-pub use auth::{AdminState, init};
+pub use password::init;
+pub use session::Session;
+
+/// The admin UI's shared state: credentials, resolved once, and the failed-login limiter.
+#[derive(Clone, Default)]
+pub struct AdminState {
+    credentials: Arc<tokio::sync::OnceCell<password::Credentials>>,
+    /// Failed logins per address.
+    pub limiter: Arc<limiter::LoginLimiter>,
+    /// Slots of running CSV exports.
+    pub exports: transactions::ExportSlots,
+}
 
 /// The stylesheet, compiled in so the binary works from any directory.
 const CSS: &str = include_str!("../../static/admin.css");
@@ -76,11 +90,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/reconcile/{id}", get(reconcile::get))
         .route("/reconcile/{id}/csv", get(reconcile::csv))
         .route("/audit", get(audit::list))
-        .route("/logout", post(auth::logout))
+        .route("/logout", post(login::logout))
         .fallback(not_found)
-        .layer(from_fn_with_state(state.clone(), auth::require_session));
+        .layer(from_fn_with_state(state.clone(), session::require_session));
     let public = Router::new()
-        .route("/login", get(auth::login_get).post(auth::login_post))
+        .route("/login", get(login::login_get).post(login::login_post))
         .route("/static/admin.css", get(css))
         .route("/static/favicon.svg", get(favicon));
     protected
@@ -159,7 +173,7 @@ impl Layout {
     /// The frame of a page of a logged-in user.
     fn new(
         title: impl Into<String>,
-        session: &auth::Session,
+        session: &Session,
         nav: &'static str,
         zone: &view::Fmt,
     ) -> Layout {
@@ -219,6 +233,15 @@ impl From<DbError> for AdminError {
     }
 }
 
+impl From<password::PasswordError> for AdminError {
+    fn from(e: password::PasswordError) -> AdminError {
+        match e {
+            password::PasswordError::Db(e) => AdminError::Db(e),
+            password::PasswordError::Hash(e) => AdminError::Hash(e),
+        }
+    }
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let page = match &self {
@@ -256,7 +279,7 @@ struct ErrorPage {
 }
 
 /// The 404 page inside the admin UI, with the navigation.
-fn not_found_page(session: &auth::Session) -> Response {
+fn not_found_page(session: &Session) -> Response {
     render(
         StatusCode::NOT_FOUND,
         &ErrorPage {
@@ -272,7 +295,7 @@ fn not_found_page(session: &auth::Session) -> Response {
     )
 }
 
-async fn not_found(Extension(session): Extension<auth::Session>) -> Response {
+async fn not_found(Extension(session): Extension<Session>) -> Response {
     not_found_page(&session)
 }
 

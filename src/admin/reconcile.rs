@@ -6,7 +6,7 @@ use axum::extract::{Extension, Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::auth::Session;
+use super::session::Session;
 use super::{AdminError, Layout, not_found_page, render};
 use crate::app::AppState;
 use crate::db::reconcile as q;

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::auth::Session;
+use super::session::Session;
 use super::view;
 use super::{AdminError, Layout, not_found_page, render};
 use crate::app::AppState;

@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::auth::Session;
+use super::session::Session;
 use super::view::{self, Badge, Fmt, Pager};
 use super::{AdminError, Layout, audit, not_found_page, render};
 use crate::app::AppState;

@@ -416,7 +416,7 @@ async fn login_burst(
 
 #[tokio::test]
 async fn concurrent_wrong_logins_get_at_most_the_limit_and_memory_stays_bounded() {
-    use qiwi_gateway::admin::auth::{GLOBAL_FAILURES, LIMIT_FAILURES};
+    use qiwi_gateway::admin::limiter::{GLOBAL_FAILURES, LIMIT_FAILURES};
     let dir = tempfile::tempdir().unwrap();
     let gw = Binary::start(dir.path(), &[("ADMIN_PASSWORD", "the-right-password-1")]);
     let rss_before = gw.status_kb("VmHWM:");

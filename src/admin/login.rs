@@ -1,0 +1,265 @@
+//! The login and logout pages.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::limiter::LoginRefused;
+use super::password::{blocking, credentials, verify};
+use super::session::{
+    SESSION_COOKIE, SESSION_TTL, Session, cookie, ct_eq, form_field, random_token, set_cookie,
+    token_hash,
+};
+use super::{AdminError, Layout, render};
+use crate::app::AppState;
+use crate::db::{self, sessions as q};
+use crate::http::client_ip::client_ip;
+
+/// The login form's CSRF cookie (double submit: there is no session yet to hold a token).
+const LOGIN_CSRF_COOKIE: &str = "qg_login_csrf";
+
+/// Where to go after logging in: only a path inside the admin UI (never another site).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if (n == "/admin" || n.starts_with("/admin/") || n.starts_with("/admin?"))
+                && !n.contains("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
+        _ => "/admin".to_owned(),
+    }
+}
+
+/// The login page.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    layout: Layout,
+    next: String,
+    error: Option<&'static str>,
+    info: Option<&'static str>,
+}
+
+impl LoginPage {
+    /// The page with a fresh form token, set in its cookie.
+    fn respond(
+        state: &AppState,
+        status: StatusCode,
+        next: String,
+        error: Option<&'static str>,
+    ) -> Response {
+        LoginPage::respond_info(state, status, next, error, None)
+    }
+
+    /// [`LoginPage::respond`] with a message that is not an error (e.g. "logged out").
+    fn respond_info(
+        state: &AppState,
+        status: StatusCode,
+        next: String,
+        error: Option<&'static str>,
+        info: Option<&'static str>,
+    ) -> Response {
+        let token = random_token();
+        let page = LoginPage {
+            layout: Layout::anonymous("Log in", token.clone()),
+            next,
+            error,
+            info,
+        };
+        let mut resp = render(status, &page);
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(state, LOGIN_CSRF_COOKIE, &token, None),
+        );
+        resp
+    }
+}
+
+/// `GET /admin/login`.
+pub async fn login_get(
+    State(state): State<AppState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let next = query
+        .as_deref()
+        .and_then(|q| form_field(q.as_bytes(), "next"));
+    let logged_out = query
+        .as_deref()
+        .and_then(|q| form_field(q.as_bytes(), "logged_out"))
+        .is_some();
+    LoginPage::respond_info(
+        &state,
+        StatusCode::OK,
+        safe_next(next.as_deref()),
+        None,
+        logged_out.then_some("You are logged out."),
+    )
+}
+
+/// `POST /admin/login`: checks the limit, the form token, then the credentials.
+pub async fn login_post(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    // Behind a trusted reverse proxy, the client it names: else every browser would share
+    // the proxy's limit.
+    let ip = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let field = |name| form_field(&body, name).unwrap_or_default();
+    let next = safe_next(Some(&field("next")));
+    let form_token = field("csrf");
+    let cookie_token = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if form_token.is_empty() || !ct_eq(&form_token, &cookie_token) {
+        return LoginPage::respond(
+            &state,
+            StatusCode::FORBIDDEN,
+            next,
+            Some("The form had expired. Please log in again."),
+        );
+    }
+    let limiter = &state.admin.limiter;
+    // The slot is taken (the attempt counted) before the password is checked.
+    let (attempt, permit) = match limiter.begin(ip, Instant::now()) {
+        Ok(a) => a,
+        Err(refused) => {
+            let (wait, message) = match refused {
+                LoginRefused::Limited(wait) => (
+                    wait,
+                    "Too many failed logins from your address. Wait a minute, then try again.",
+                ),
+                LoginRefused::Busy => (
+                    Duration::from_secs(1),
+                    "The server is busy checking other logins. Try again in a moment.",
+                ),
+            };
+            if matches!(refused, LoginRefused::Limited(_)) {
+                tracing::warn!(%ip, "admin login refused: too many failed logins");
+            }
+            let mut resp =
+                LoginPage::respond(&state, StatusCode::TOO_MANY_REQUESTS, next, Some(message));
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
+    };
+    let creds = match credentials(&state, None).await {
+        Ok(c) => c.clone(),
+        Err(e) => return AdminError::from(e).into_response(),
+    };
+    let (username, password) = (field("username"), field("password"));
+    // The permit moves into the blocking task: it is held while argon2 really runs, even
+    // when the client goes away and this handler is dropped.
+    let ok = match blocking(move || {
+        let _permit = permit;
+        verify(&creds, &username, &password)
+    })
+    .await
+    {
+        Ok(ok) => ok,
+        Err(e) => return AdminError::from(e).into_response(),
+    };
+    if !ok {
+        tracing::warn!(%ip, "failed admin login");
+        return LoginPage::respond(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            next,
+            Some("Wrong user name or password."),
+        );
+    }
+    limiter.succeeded(attempt);
+    let token = random_token();
+    let hash = token_hash(&token);
+    let row = q::SessionRow {
+        username: state.config.admin_username.clone(),
+        csrf_token: random_token(),
+    };
+    let now = chrono::Utc::now();
+    let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+    let stored = state
+        .db
+        .writer()
+        .write(move |c| {
+            q::insert_session(
+                c,
+                &hash,
+                &row,
+                &db::format_time(now),
+                now.timestamp_millis(),
+                now.timestamp_millis().saturating_add(ttl_ms),
+            )
+        })
+        .await;
+    if let Err(e) = stored {
+        return AdminError::from(e).into_response();
+    }
+    tracing::info!(%ip, "admin logged in");
+    let mut resp = Redirect::to(&next).into_response();
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, &token, Some(SESSION_TTL)),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&state, LOGIN_CSRF_COOKIE, "", Some(Duration::ZERO)),
+    );
+    resp
+}
+
+/// `POST /admin/logout` (behind the session and CSRF check): ends the session.
+pub async fn logout(
+    State(state): State<AppState>,
+    axum::Extension(session): axum::Extension<Session>,
+) -> Response {
+    let hash = session.token_hash.clone();
+    if let Err(e) = state
+        .db
+        .writer()
+        .write(move |c| q::delete_session(c, &hash))
+        .await
+    {
+        return AdminError::from(e).into_response();
+    }
+    let mut resp = Redirect::to("/admin/login?logged_out=1").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", Some(Duration::ZERO)),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_inside_the_admin_ui() {
+        assert_eq!(
+            safe_next(Some("/admin/transactions?a=1")),
+            "/admin/transactions?a=1"
+        );
+        assert_eq!(safe_next(Some("/admin")), "/admin");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/admin//evil.example",
+            "/adminx",
+            "/payment",
+            "/admin/\\evil",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/admin", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/admin");
+    }
+}
