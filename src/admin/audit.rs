@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::session::Session;
 use super::view;
@@ -66,17 +66,13 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     RawQuery(raw): RawQuery,
-) -> Response {
+) -> Result<Response, AdminError> {
     let q = view::query_map(raw.as_deref());
     let before = q.get("before").and_then(|v| v.parse::<i64>().ok());
-    let rows = match state
+    let rows = state
         .db
         .read_bulk(move |c| q::audit(c, before, AUDIT_PAGE))
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return AdminError::from(e).into_response(),
-    };
+        .await?;
     let zone = view::Fmt::new(&state.config);
     let older = (rows.len() == AUDIT_PAGE)
         .then(|| rows.last().map(|r| format!("/admin/audit?before={}", r.id)))
@@ -95,12 +91,12 @@ pub async fn list(
             detail: r.detail,
         })
         .collect();
-    render(
+    Ok(render(
         StatusCode::OK,
         &AuditPage {
             layout: Layout::new("Audit", &session, "audit", &zone),
             rows,
             older,
         },
-    )
+    ))
 }

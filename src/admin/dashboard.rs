@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{Days, NaiveTime, Utc};
 
 use super::session::Session;
@@ -130,11 +130,8 @@ fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
 pub async fn get(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
-) -> Response {
-    match page(&state, &session).await {
-        Ok(p) => render(StatusCode::OK, &p),
-        Err(e) => e.into_response(),
-    }
+) -> Result<Response, AdminError> {
+    Ok(render(StatusCode::OK, &page(&state, &session).await?))
 }
 
 /// The first local days of the periods: today, the last 7 and the last 30 days (today

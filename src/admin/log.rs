@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::session::Session;
 use super::view::{self, Pager};
@@ -153,20 +153,16 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     RawQuery(raw): RawQuery,
-) -> Response {
+) -> Result<Response, AdminError> {
     let q = view::query_map(raw.as_deref());
     let zone = view::Fmt::new(&state.config);
     let (form, filter, errors) = parse_filter(&q, &zone);
     let cursor = view::cursor(&q);
     let page = if errors.is_empty() {
-        match state
+        state
             .db
             .read_bulk(move |c| q::requests(c, &filter, cursor))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return AdminError::from(e).into_response(),
-        }
+            .await?
     } else {
         Page {
             rows: Vec::new(),
@@ -177,7 +173,7 @@ pub async fn list(
     };
     let qs = form.query();
     let pager = Pager::new("/admin/log", &qs, &page, cursor);
-    render(
+    Ok(render(
         StatusCode::OK,
         &LogPage {
             layout: Layout::new("Request log", &session, "log", &zone),
@@ -191,7 +187,7 @@ pub async fn list(
                 .collect(),
             pager,
         },
-    )
+    ))
 }
 
 /// One request.
@@ -226,9 +222,9 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
-) -> Response {
+) -> Result<Response, AdminError> {
     let Ok(id) = id.parse::<i64>() else {
-        return not_found_page(&session);
+        return Ok(not_found_page(&session));
     };
     let found = state
         .db
@@ -242,11 +238,9 @@ pub async fn get(
             };
             Ok(Some((d, txn)))
         })
-        .await;
-    let (d, txn) = match found {
-        Ok(Some(f)) => f,
-        Ok(None) => return not_found_page(&session),
-        Err(e) => return AdminError::from(e).into_response(),
+        .await?;
+    let Some((d, txn)) = found else {
+        return Ok(not_found_page(&session));
     };
     let r = d.row;
     let query = r
@@ -290,5 +284,5 @@ pub async fn get(
         txn_id: r.txn_id.unwrap_or_default(),
         url: r.url,
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }

@@ -109,7 +109,7 @@ pub async fn login_post(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
+) -> Result<Response, AdminError> {
     // Behind a trusted reverse proxy, the client it names: else every browser would share
     // the proxy's limit.
     let ip = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
@@ -118,12 +118,12 @@ pub async fn login_post(
     let form_token = field("csrf");
     let cookie_token = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if form_token.is_empty() || !ct_eq(&form_token, &cookie_token) {
-        return LoginPage::respond(
+        return Ok(LoginPage::respond(
             &state,
             StatusCode::FORBIDDEN,
             next,
             Some("The form had expired. Please log in again."),
-        );
+        ));
     }
     let limiter = &state.admin.limiter;
     // The slot is taken (the attempt counted) before the password is checked.
@@ -148,33 +148,26 @@ pub async fn login_post(
             if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            return resp;
+            return Ok(resp);
         }
     };
-    let creds = match credentials(&state, None).await {
-        Ok(c) => c.clone(),
-        Err(e) => return AdminError::from(e).into_response(),
-    };
+    let creds = credentials(&state, None).await?.clone();
     let (username, password) = (field("username"), field("password"));
     // The permit moves into the blocking task: it is held while argon2 really runs, even
     // when the client goes away and this handler is dropped.
-    let ok = match blocking(move || {
+    let ok = blocking(move || {
         let _permit = permit;
         verify(&creds, &username, &password)
     })
-    .await
-    {
-        Ok(ok) => ok,
-        Err(e) => return AdminError::from(e).into_response(),
-    };
+    .await?;
     if !ok {
         tracing::warn!(%ip, "failed admin login");
-        return LoginPage::respond(
+        return Ok(LoginPage::respond(
             &state,
             StatusCode::UNAUTHORIZED,
             next,
             Some("Wrong user name or password."),
-        );
+        ));
     }
     limiter.succeeded(attempt);
     let token = random_token();
@@ -185,7 +178,7 @@ pub async fn login_post(
     };
     let now = chrono::Utc::now();
     let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
-    let stored = state
+    state
         .db
         .writer()
         .write(move |c| {
@@ -198,10 +191,7 @@ pub async fn login_post(
                 now.timestamp_millis().saturating_add(ttl_ms),
             )
         })
-        .await;
-    if let Err(e) = stored {
-        return AdminError::from(e).into_response();
-    }
+        .await?;
     tracing::info!(%ip, "admin logged in");
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
@@ -213,29 +203,26 @@ pub async fn login_post(
         header::SET_COOKIE,
         set_cookie(&state, LOGIN_CSRF_COOKIE, "", Some(Duration::ZERO)),
     );
-    resp
+    Ok(resp)
 }
 
 /// `POST /admin/logout` (behind the session and CSRF check): ends the session.
 pub async fn logout(
     State(state): State<AppState>,
     axum::Extension(session): axum::Extension<Session>,
-) -> Response {
+) -> Result<Response, AdminError> {
     let hash = session.token_hash.clone();
-    if let Err(e) = state
+    state
         .db
         .writer()
         .write(move |c| q::delete_session(c, &hash))
-        .await
-    {
-        return AdminError::from(e).into_response();
-    }
+        .await?;
     let mut resp = Redirect::to("/admin/login?logged_out=1").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, SESSION_COOKIE, "", Some(Duration::ZERO)),
     );
-    resp
+    Ok(resp)
 }
 
 #[cfg(test)]

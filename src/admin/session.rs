@@ -74,20 +74,20 @@ pub(super) fn ct_eq(a: &str, b: &str) -> bool {
 /// Requires a session on every route it wraps; on a state-changing method also requires the
 /// session's CSRF token in the form body. Without a session: to the login page (back here
 /// after logging in).
-pub async fn require_session(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_session(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AdminError> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let session = match cookie(req.headers(), SESSION_COOKIE) {
         None => None,
         Some(token) => {
             let hash = token_hash(&token);
-            match state
+            state
                 .db
                 .read(move |c| Ok(q::session(c, &hash, now_ms)?.map(|s| (s, hash))))
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => return AdminError::from(e).into_response(),
-            }
+                .await?
         }
     };
     let Some((row, token_hash)) = session else {
@@ -103,7 +103,7 @@ pub async fn require_session(State(state): State<AppState>, req: Request, next: 
         } else {
             "/admin/login".to_owned()
         };
-        return Redirect::to(&target).into_response();
+        return Ok(Redirect::to(&target).into_response());
     };
     let session = Session {
         username: row.username,
@@ -115,12 +115,12 @@ pub async fn require_session(State(state): State<AppState>, req: Request, next: 
     } else {
         match check_csrf(req, &session.csrf).await {
             Ok(req) => req,
-            Err(resp) => return resp,
+            Err(resp) => return Ok(resp),
         }
     };
     let mut req = req;
     req.extensions_mut().insert(session);
-    next.run(req).await
+    Ok(next.run(req).await)
 }
 
 /// Reads the form body, checks its `csrf` field against `expected`, and hands the request on

@@ -259,13 +259,13 @@ pub async fn list(
     Extension(session): Extension<Session>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Response {
+) -> Result<Response, AdminError> {
     let q = view::query_map(raw.as_deref());
     let zone = Fmt::new(&state.config);
     let (form, filter, errors) = parse_filter(&q, &zone);
     let cursor = view::cursor(&q);
     let (page, totals) = if errors.is_empty() {
-        match state
+        let (p, t) = state
             .db
             .read_bulk(move |c| {
                 let page = q::transactions(c, &filter, cursor)?;
@@ -274,11 +274,8 @@ pub async fn list(
                 let tests = crate::db::test_payments::test_ids(c, &ids)?;
                 Ok(((page, tests), totals))
             })
-            .await
-        {
-            Ok((p, t)) => (Some(p), Some(TotalsView::new(t, &zone))),
-            Err(e) => return AdminError::from(e).into_response(),
-        }
+            .await?;
+        (Some(p), Some(TotalsView::new(t, &zone)))
     } else {
         (None, None)
     };
@@ -352,7 +349,7 @@ pub async fn list(
         // Shown once: a reload no longer says it.
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
-    resp
+    Ok(resp)
 }
 
 /// Whether a spreadsheet could run `v` as a formula (OWASP's "CSV injection": a leading `=`,
@@ -591,9 +588,9 @@ pub async fn get(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Response {
+) -> Result<Response, AdminError> {
     let Ok(id) = id.parse::<i64>() else {
-        return not_found_page(&session);
+        return Ok(not_found_page(&session));
     };
     let found = state
         .db
@@ -609,11 +606,9 @@ pub async fn get(
             let requests = http_log::requests(c, &filter, None)?.rows;
             Ok(Some((t, attempts, requests)))
         })
-        .await;
-    let (t, attempts, requests) = match found {
-        Ok(Some(f)) => f,
-        Ok(None) => return not_found_page(&session),
-        Err(e) => return AdminError::from(e).into_response(),
+        .await?;
+    let Some((t, attempts, requests)) = found else {
+        return Ok(not_found_page(&session));
     };
     let q = view::query_map(raw.as_deref());
     let webhook_configured = state.config.webhook_url.is_some();
@@ -694,7 +689,7 @@ pub async fn get(
         account: r.account,
         created_at: zone.time(&r.created_at),
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// `POST /admin/transactions/{id}/resend`: makes its webhook due now.
@@ -704,23 +699,17 @@ pub async fn resend(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
+) -> Result<Response, AdminError> {
     let Ok(id) = id.parse::<i64>() else {
-        return not_found_page(&session);
+        return Ok(not_found_page(&session));
     };
-    match state.resend(Some(id)).await {
-        Ok(0) => not_found_page(&session),
-        Ok(_) => {
-            tracing::info!(transaction = id, user = %session.username, "webhook resend requested");
-            let detail = format!("transaction {id}");
-            if let Err(e) = audit::record(&state, &session, peer, &headers, "resend", detail).await
-            {
-                return AdminError::from(e).into_response();
-            }
-            Redirect::to(&format!("/admin/transactions/{id}?resent=1")).into_response()
-        }
-        Err(e) => AdminError::from(e).into_response(),
+    if state.resend(Some(id)).await? == 0 {
+        return Ok(not_found_page(&session));
     }
+    tracing::info!(transaction = id, user = %session.username, "webhook resend requested");
+    let detail = format!("transaction {id}");
+    audit::record(&state, &session, peer, &headers, "resend", detail).await?;
+    Ok(Redirect::to(&format!("/admin/transactions/{id}?resent=1")).into_response())
 }
 
 /// `POST /admin/transactions/resend-undelivered`: makes every undelivered webhook due now.
@@ -729,26 +718,18 @@ pub async fn resend_all(
     Extension(session): Extension<Session>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Response {
-    match state.resend(None).await {
-        Ok(n) => {
-            tracing::info!(count = n, user = %session.username, "resend of all undelivered webhooks requested");
-            let detail = format!("{n} transaction(s)");
-            if let Err(e) =
-                audit::record(&state, &session, peer, &headers, "resend-all", detail).await
-            {
-                return AdminError::from(e).into_response();
-            }
-            // The notice rides in a one-time cookie: the list's URL stays clean, and a reload
-            // shows the rows' state without repeating it.
-            let mut resp = Redirect::to("/admin/transactions?state=undelivered").into_response();
-            if let Some(v) = flash_cookie(&state, Some(&format!("queued-{n}"))) {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
-            resp
-        }
-        Err(e) => AdminError::from(e).into_response(),
+) -> Result<Response, AdminError> {
+    let n = state.resend(None).await?;
+    tracing::info!(count = n, user = %session.username, "resend of all undelivered webhooks requested");
+    let detail = format!("{n} transaction(s)");
+    audit::record(&state, &session, peer, &headers, "resend-all", detail).await?;
+    // The notice rides in a one-time cookie: the list's URL stays clean, and a reload shows
+    // the rows' state without repeating it.
+    let mut resp = Redirect::to("/admin/transactions?state=undelivered").into_response();
+    if let Some(v) = flash_cookie(&state, Some(&format!("queued-{n}"))) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
+    Ok(resp)
 }
 
 #[cfg(test)]
