@@ -1,15 +1,13 @@
 //! `/admin/log`: every request that reached `/payment`, filtered and paged, and one request
 //! with its headers, body and answer.
 
-use std::collections::HashMap;
-
 use askama::Template;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::session::Session;
-use super::view::{self, Pager};
+use super::view::{self, FormQuery, PageQuery, Pager};
 use super::{AdminError, Layout, not_found_page, render};
 use crate::app::AppState;
 use crate::db::http_log::{self as q, LogFilter, LogRow};
@@ -19,13 +17,16 @@ use crate::db::transactions;
 /// Longest text searched for.
 const MAX_SEARCH: usize = 200;
 
-/// The filter form as typed.
-#[derive(Default)]
-struct LogForm {
+/// The filter form of the request log (`?method=&ip=&status=&result=&q=&txn=&from=&to=`) as
+/// typed.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct LogForm {
     method: String,
     ip: String,
     status: String,
     result: String,
+    #[serde(rename = "q")]
     text: String,
     txn: String,
     from: String,
@@ -47,21 +48,8 @@ impl LogForm {
     }
 }
 
-fn parse_filter(
-    q: &HashMap<String, String>,
-    zone: &view::Fmt,
-) -> (LogForm, LogFilter, Vec<String>) {
-    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
-    let form = LogForm {
-        method: get("method").to_ascii_uppercase(),
-        ip: get("ip"),
-        status: get("status"),
-        result: get("result"),
-        text: get("q"),
-        txn: get("txn"),
-        from: get("from"),
-        to: get("to"),
-    };
+fn parse_filter(mut form: LogForm, zone: &view::Fmt) -> (LogForm, LogFilter, Vec<String>) {
+    form.method = form.method.to_ascii_uppercase();
     let mut errors = Vec::new();
     let status = (!form.status.is_empty())
         .then(|| match form.status.parse::<i64>() {
@@ -86,7 +74,12 @@ fn parse_filter(
             "The search text is longer than {MAX_SEARCH} characters."
         ));
     }
-    let (from, until) = view::time_range(q.get("from"), q.get("to"), zone, &mut errors);
+    let (from, until) = view::time_range(
+        Some(&form.from).filter(|s| !s.is_empty()),
+        Some(&form.to).filter(|s| !s.is_empty()),
+        zone,
+        &mut errors,
+    );
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let filter = LogFilter {
         method: nonempty(&form.method),
@@ -152,12 +145,12 @@ pub struct LogPage {
 pub async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
-    RawQuery(raw): RawQuery,
+    FormQuery(form): FormQuery<LogForm>,
+    FormQuery(at): FormQuery<PageQuery>,
 ) -> Result<Response, AdminError> {
-    let q = view::query_map(raw.as_deref());
     let zone = view::Fmt::new(&state.config);
-    let (form, filter, errors) = parse_filter(&q, &zone);
-    let cursor = view::cursor(&q);
+    let (form, filter, errors) = parse_filter(form, &zone);
+    let cursor = at.cursor();
     let page = if errors.is_empty() {
         state
             .db

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::session::Session;
-use super::view::{self, Badge, Fmt, Pager};
+use super::view::{self, Badge, Fmt, FormQuery, PageQuery, Pager};
 use super::{AdminError, Layout, audit, not_found_page, render};
 use crate::app::AppState;
 use crate::config::DisplayLocale;
@@ -44,9 +44,11 @@ impl Default for ExportSlots {
 /// Attempts shown on a transaction's page.
 const ATTEMPTS_SHOWN: usize = 100;
 
-/// The filter form as typed, to show it back.
-#[derive(Default)]
-struct TxnForm {
+/// The filter form of the transactions list (`?state=&account=&code=&from=&to=&min=&max=&test=`)
+/// as typed, to show it back.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct TxnForm {
     state: String,
     account: String,
     code: String,
@@ -73,18 +75,7 @@ impl TxnForm {
 }
 
 /// Reads the filters of the query string; unusable ones are reported, not guessed.
-fn parse_filter(q: &HashMap<String, String>, zone: &Fmt) -> (TxnForm, TxnFilter, Vec<String>) {
-    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
-    let form = TxnForm {
-        state: get("state"),
-        account: get("account"),
-        code: get("code"),
-        from: get("from"),
-        to: get("to"),
-        min: get("min"),
-        max: get("max"),
-        test: get("test"),
-    };
+fn parse_filter(form: TxnForm, zone: &Fmt) -> (TxnForm, TxnFilter, Vec<String>) {
     let mut errors = Vec::new();
     let test = match form.test.as_str() {
         "" => None,
@@ -105,7 +96,12 @@ fn parse_filter(q: &HashMap<String, String>, zone: &Fmt) -> (TxnForm, TxnFilter,
             None
         }
     };
-    let (from, until) = view::time_range(q.get("from"), q.get("to"), zone, &mut errors);
+    let (from, until) = view::time_range(
+        Some(&form.from).filter(|s| !s.is_empty()),
+        Some(&form.to).filter(|s| !s.is_empty()),
+        zone,
+        &mut errors,
+    );
     let mut amount = |label: &str, s: &str| {
         (!s.is_empty())
             .then(|| match Amount::parse(s) {
@@ -258,12 +254,12 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    FormQuery(form): FormQuery<TxnForm>,
+    FormQuery(at): FormQuery<PageQuery>,
 ) -> Result<Response, AdminError> {
-    let q = view::query_map(raw.as_deref());
     let zone = Fmt::new(&state.config);
-    let (form, filter, errors) = parse_filter(&q, &zone);
-    let cursor = view::cursor(&q);
+    let (form, filter, errors) = parse_filter(form, &zone);
+    let cursor = at.cursor();
     let (page, totals) = if errors.is_empty() {
         let (p, t) = state
             .db
@@ -413,7 +409,7 @@ fn csv_separator(q: &HashMap<String, String>, locale: DisplayLocale) -> Result<c
 pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let q = view::query_map(raw.as_deref());
     let zone = Fmt::new(&state.config);
-    let (_, filter, mut errors) = parse_filter(&q, &zone);
+    let (_, filter, mut errors) = parse_filter(view::form_query(raw.as_deref()), &zone);
     let sep = csv_separator(&q, zone.locale).unwrap_or_else(|e| {
         errors.push(e);
         ','
@@ -776,8 +772,8 @@ mod tests {
 
     #[test]
     fn filters_read_from_the_query() {
-        let q = view::query_map(Some("state=failing&account=+a1+&min=10.5&to=2024-02-01"));
-        let (form, f, errors) = parse_filter(&q, &Fmt::utc());
+        let q = view::form_query(Some("state=failing&account=+a1+&min=10.5&to=2024-02-01"));
+        let (form, f, errors) = parse_filter(q, &Fmt::utc());
         assert!(errors.is_empty());
         assert_eq!(f.state, Some(TxnState::Failing));
         assert_eq!(f.account.as_deref(), Some("a1"));
@@ -787,7 +783,7 @@ mod tests {
             form.query(),
             "state=failing&account=a1&to=2024-02-01&min=10.5"
         );
-        let (_, _, errors) = parse_filter(&view::query_map(Some("min=ten&state=x")), &Fmt::utc());
+        let (_, _, errors) = parse_filter(view::form_query(Some("min=ten&state=x")), &Fmt::utc());
         assert_eq!(errors.len(), 2);
     }
 }

@@ -2,8 +2,12 @@
 
 use std::collections::HashMap;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike};
 use chrono_tz::Tz;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::{Config, DisplayLocale};
 use crate::db::pager::{Cursor, Page};
@@ -258,6 +262,52 @@ pub fn public_url(u: &url::Url) -> String {
     s
 }
 
+/// A filter form read from the query string into `T` (a serde-derived struct of text fields,
+/// `#[serde(default)]`): values trimmed, blank ones taken as absent, a repeated key's last
+/// value kept, unknown keys ignored. Never rejects the request: the page checks each field and
+/// shows its own message for a bad value.
+pub struct FormQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequestParts<S> for FormQuery<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(FormQuery(form_query(parts.uri.query())))
+    }
+}
+
+/// [`FormQuery`]'s reading of the query string `raw`.
+pub fn form_query<T: DeserializeOwned + Default>(raw: Option<&str>) -> T {
+    let fields = query_map(raw).into_iter();
+    T::deserialize(serde::de::value::MapDeserializer::<
+        _,
+        serde::de::value::Error,
+    >::new(fields))
+    .unwrap_or_default()
+}
+
+/// A list page's keyset cursor as the query string carries it: `after=id` (older rows) or
+/// `before=id` (newer rows); a value that is not an id is ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PageQuery {
+    /// Rows older than this id.
+    pub after: String,
+    /// Rows newer than this id.
+    pub before: String,
+}
+
+impl PageQuery {
+    /// The cursor, `after` first.
+    pub fn cursor(&self) -> Option<Cursor> {
+        if let Ok(id) = self.after.parse() {
+            Some(Cursor::After(id))
+        } else {
+            self.before.parse().ok().map(Cursor::Before)
+        }
+    }
+}
+
 /// A query string's fields, last value winning, blank values dropped.
 pub fn query_map(raw: Option<&str>) -> HashMap<String, String> {
     url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
@@ -275,17 +325,6 @@ pub fn encode_query(pairs: &[(&str, &str)]) -> String {
         }
     }
     s.finish()
-}
-
-/// The page's cursor from `after` or `before` (ids).
-pub fn cursor(q: &HashMap<String, String>) -> Option<Cursor> {
-    if let Some(id) = q.get("after").and_then(|v| v.parse().ok()) {
-        Some(Cursor::After(id))
-    } else {
-        q.get("before")
-            .and_then(|v| v.parse().ok())
-            .map(Cursor::Before)
-    }
 }
 
 /// Reads a time-range filter: `from` and `to` are days (`2024-01-31`, `to` inclusive) or
