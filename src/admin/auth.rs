@@ -143,7 +143,7 @@ async fn load_credentials(
             IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        let scheme = if state.config.tls.is_some() {
+        let scheme = if state.config.https() {
             "https"
         } else {
             "http"
@@ -374,7 +374,7 @@ fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<Duratio
         c.push_str(&format!("; Max-Age={}", age.as_secs()));
     }
     // Served over HTTPS by the gateway itself: the cookie must never travel in clear.
-    if state.config.admin_cookie_secure || state.config.tls.is_some() {
+    if state.config.admin_cookie_secure || state.config.https() {
         c.push_str("; Secure");
     }
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))

@@ -142,6 +142,11 @@ pub async fn preflight(cfg: &Config) -> Vec<Check> {
             r,
         ));
     }
+    if let Some(acme) = &cfg.acme {
+        for (what, r) in crate::ops::acme::preflight(acme) {
+            checks.push(Check::result(what, r));
+        }
+    }
     if let Some(url) = &cfg.check_url {
         let r = crate::qiwi::check::Checker::new(url.clone(), cfg.check_timeout)
             .map(|_| ())
