@@ -1279,6 +1279,45 @@ mod tests {
         });
         assert!(m.contains("tls_key_file"), "{m}");
         let m = error_of(|j| {
+            j.set_env("ACME_DOMAINS", "pay.example.ru");
+            j.set_env("TLS_CERT_FILE", "/etc/cert.pem");
+            j.set_env("TLS_KEY_FILE", "/etc/key.pem");
+            Ok(None)
+        });
+        assert!(
+            m.contains("acme_domains") && m.contains("tls_cert_file"),
+            "{m}"
+        );
+        let m = error_of(|j| {
+            j.set_env("ACME_DOMAINS", "pay.example.ru,invalid..name");
+            Ok(None)
+        });
+        assert!(
+            m.contains("acme_domains") && m.contains("invalid..name"),
+            "{m}"
+        );
+        let m = error_of(|j| {
+            j.set_env("ACME_EMAIL", "ops@example.ru");
+            Ok(None)
+        });
+        assert!(
+            m.contains("acme_email") && m.contains("acme_domains"),
+            "{m}"
+        );
+        Jail::expect_with(|jail| {
+            jail.set_env("ACME_DOMAINS", "pay.example.ru, shop.example.ru");
+            jail.set_env("DATABASE_PATH", "/var/lib/qiwi/qiwi.db");
+            jail.set_env("ACME_RENEW_BEFORE_DAYS", "20");
+            let c = load(None).unwrap();
+            let a = c.acme.as_ref().unwrap();
+            assert_eq!(a.domains, ["pay.example.ru", "shop.example.ru"]);
+            assert_eq!(a.cache_dir, Path::new("/var/lib/qiwi/acme"));
+            assert_eq!(a.directory_url.as_str(), crate::ops::acme::LETS_ENCRYPT);
+            assert_eq!(a.renew_before, Duration::from_secs(20 * 86_400));
+            assert!(c.https() && c.tls.is_none());
+            Ok(())
+        });
+        let m = error_of(|j| {
             j.set_env("DB_CHECKPOINT", "never");
             Ok(None)
         });

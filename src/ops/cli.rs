@@ -276,7 +276,7 @@ pub fn healthcheck_url(cfg: &Config) -> String {
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let scheme = if cfg.https() { "https" } else { "http" };
     format!("{scheme}://{}/healthz", SocketAddr::new(ip, addr.port()))
 }
 
