@@ -537,14 +537,15 @@ impl Acme {
                             }
                             None => "serving a self-signed placeholder meanwhile".to_owned(),
                         };
+                        // Status first: whoever reads the log line sees it on /readyz.
+                        let message = e.to_string();
+                        self.status.update(|s| s.problem = Some(message));
                         tracing::error!(
                             domains = %self.settings.domains.join(","),
                             directory = %self.settings.directory_url,
                             retry_in = ?wait,
                             "cannot get a certificate from the ACME server: {e}; {serving}"
                         );
-                        let message = e.to_string();
-                        self.status.update(|s| s.problem = Some(message));
                         wait
                     }
                 },
@@ -633,6 +634,8 @@ impl Acme {
         let path = self.settings.cert_path();
         write_private(&path, &format!("{chain}\n{key}"))
             .map_err(|e| AcmeError::Cache(format!("cannot write {}: {e}", path.display())))?;
+        // Status first: whoever sees the new certificate served also sees it on /readyz.
+        self.status.served(Source::Acme, issued.info.clone());
         self.resolver.serve(issued.key);
         tracing::info!(
             names = %issued.info.names.join(","),
@@ -641,7 +644,6 @@ impl Acme {
             not_after = %issued.info.not_after,
             "obtained a certificate from the ACME server; serving it to new connections"
         );
-        self.status.served(Source::Acme, issued.info.clone());
         self.current = Some(issued.info);
         Ok(())
     }
