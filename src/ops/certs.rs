@@ -18,7 +18,7 @@ pub struct CertInfo {
     pub names: Vec<String>,
     /// The issuer's common name (or its whole distinguished name when it has none).
     pub issuer: String,
-    /// The serial number, hex with colons as `openssl x509 -serial` prints it (without colons).
+    /// The serial number in lower-case hex.
     pub serial: String,
     /// Start of validity (notBefore).
     pub not_before: DateTime<Utc>,
