@@ -39,6 +39,8 @@ pub struct AppState {
     /// The address the server listens on, once bound: where the admin UI's test payment
     /// calls `/payment` over loopback.
     pub local_addr: Arc<std::sync::OnceLock<SocketAddr>>,
+    /// The served HTTPS certificate and any problem renewing it (`ops::certs`).
+    pub tls: Arc<ops::certs::TlsStatus>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             admin: admin::AdminState::default(),
             limits: Arc::default(),
             local_addr: Arc::default(),
+            tls: Arc::default(),
         })
     }
 }
@@ -131,7 +134,15 @@ pub async fn start(
     // Everything that can refuse the start is done before the admin password is generated
     // and printed: a start that then fails must not show a password nobody can use.
     let tls = match &state.config.tls {
-        Some(files) => Some((ops::tls::load(files).await?, files.clone())),
+        Some(files) => {
+            let config = ops::tls::load(files).await?;
+            ops::certs::note_file(&state.tls, &files.cert);
+            Some((config, files.clone()))
+        }
+        None => None,
+    };
+    let acme = match &state.config.acme {
+        Some(settings) => Some(ops::acme::Acme::new(settings.clone(), state.tls.clone())?),
         None => None,
     };
     let worker = Worker::from_config(state.db.clone(), &state.config)?;
@@ -232,14 +243,30 @@ pub async fn start(
         .header_read_timeout(header_timeout)
         .max_headers(crate::http::limits::MAX_HEADERS)
         .max_buf_size(crate::http::limits::MAX_HEAD);
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let serve: BoxFuture<std::io::Result<()>> = match tls {
-        None => Box::pin(server.serve(app)),
-        Some((config, files)) => {
+    let scheme = if state.config.https() {
+        "https"
+    } else {
+        "http"
+    };
+    let serve: BoxFuture<std::io::Result<()>> = match (tls, acme) {
+        (Some((config, files)), _) => {
             let every = state.config.timings.tls_watch;
-            tokio::spawn(ops::tls::watch(config.clone(), files, every, stop.clone()));
+            let status = state.tls.clone();
+            tokio::spawn(ops::tls::watch(
+                config.clone(),
+                files,
+                every,
+                stop.clone(),
+                status,
+            ));
             Box::pin(server.acceptor(RustlsAcceptor::new(config)).serve(app))
         }
+        (None, Some(acme)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(acme.server_config()?);
+            tokio::spawn(acme.run(state.config.timings.acme_retry, stop.clone()));
+            Box::pin(server.acceptor(RustlsAcceptor::new(config)).serve(app))
+        }
+        (None, None) => Box::pin(server.serve(app)),
     };
     let task = tokio::spawn(async move {
         let served = serve.await;

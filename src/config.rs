@@ -91,6 +91,12 @@ pub struct RawConfig {
     shutdown_timeout_secs: u64,
     tls_cert_file: Option<Text>,
     tls_key_file: Option<Text>,
+    acme_domains: IpList,
+    acme_email: Option<Text>,
+    acme_directory_url: Text,
+    acme_cache_dir: Option<Text>,
+    acme_ca_file: Option<Text>,
+    acme_renew_before_days: u64,
     http_header_timeout_secs: u64,
     http_request_timeout_secs: u64,
     http_max_connections: usize,
@@ -139,6 +145,12 @@ impl Default for RawConfig {
             shutdown_timeout_secs: 8,
             tls_cert_file: None,
             tls_key_file: None,
+            acme_domains: IpList::default(),
+            acme_email: None,
+            acme_directory_url: crate::ops::acme::LETS_ENCRYPT.into(),
+            acme_cache_dir: None,
+            acme_ca_file: None,
+            acme_renew_before_days: 30,
             http_header_timeout_secs: 10,
             http_request_timeout_secs: 30,
             http_max_connections: 1024,
@@ -183,6 +195,12 @@ pub const KEYS: &[&str] = &[
     "shutdown_timeout_secs",
     "tls_cert_file",
     "tls_key_file",
+    "acme_domains",
+    "acme_email",
+    "acme_directory_url",
+    "acme_cache_dir",
+    "acme_ca_file",
+    "acme_renew_before_days",
     "http_header_timeout_secs",
     "http_request_timeout_secs",
     "http_max_connections",
@@ -281,6 +299,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Built-in HTTPS, when a certificate and key are configured.
     pub tls: Option<TlsFiles>,
+    /// Built-in HTTPS with certificates from an ACME server (Let's Encrypt), when
+    /// `acme_domains` is set; never together with [`Config::tls`].
+    pub acme: Option<crate::ops::acme::AcmeSettings>,
     /// Which registry columns hold txn_id, date, account and sum; `None`: by header name.
     pub reconcile_columns: Option<crate::reconcile::ColumnMap>,
     /// Largest registry the admin page accepts, in bytes.
@@ -335,6 +356,7 @@ impl fmt::Debug for Config {
             .field("db_checkpoint", &self.db_checkpoint)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("tls", &self.tls)
+            .field("acme", &self.acme)
             .field("display_timezone", &self.display_timezone)
             .field("display_locale", &self.display_locale)
             .finish_non_exhaustive()
@@ -385,6 +407,8 @@ pub struct Timings {
     pub housekeeping: Duration,
     /// How often the TLS files are looked at for a change.
     pub tls_watch: Duration,
+    /// The first wait after a failed ACME order; doubled after each failure up to an hour.
+    pub acme_retry: Duration,
     /// How long `/readyz` waits for the database to answer a write.
     pub readiness_deadline: Duration,
     /// Longest sleep of the webhook worker between two looks at the outbox when nothing wakes
@@ -397,9 +421,19 @@ impl Default for Timings {
         Timings {
             housekeeping: Duration::from_secs(600),
             tls_watch: Duration::from_secs(10),
+            // Let's Encrypt allows 5 failed validations per name an hour: 5, 10, 20, 40 min
+            // stays under it.
+            acme_retry: Duration::from_secs(300),
             readiness_deadline: Duration::from_secs(2),
             webhook_idle_rescan: Duration::from_secs(10),
         }
+    }
+}
+
+impl Config {
+    /// Whether the gateway serves HTTPS itself (certificate files or ACME).
+    pub fn https(&self) -> bool {
+        self.tls.is_some() || self.acme.is_some()
     }
 }
 
@@ -730,6 +764,24 @@ impl RawConfig {
                 ));
             }
         };
+        let acme = crate::ops::acme::AcmeSettings::validate(crate::ops::acme::RawAcme {
+            domains: &self.acme_domains.0,
+            email: nonempty(self.acme_email),
+            directory_url: &self.acme_directory_url.0,
+            cache_dir: path(self.acme_cache_dir),
+            ca_file: path(self.acme_ca_file),
+            renew_before_days: self.acme_renew_before_days,
+            database_path: Path::new(&self.database_path.0),
+        })
+        .map_err(|(key, reason)| invalid(key, reason))?;
+        if acme.is_some() && tls.is_some() {
+            return Err(invalid(
+                "acme_domains",
+                "is set together with tls_cert_file: choose one source of certificates \
+                 (unset ACME_DOMAINS to use the files, or TLS_CERT_FILE/TLS_KEY_FILE for ACME)"
+                    .into(),
+            ));
+        }
         let admin_password = nonempty(self.admin_password).map(Secret);
         if let Some(pw) = &admin_password
             && pw.0.chars().count() < crate::admin::password::MIN_PASSWORD_LEN
@@ -812,6 +864,7 @@ impl RawConfig {
             db_checkpoint,
             shutdown_timeout: secs("shutdown_timeout_secs", self.shutdown_timeout_secs)?,
             tls,
+            acme,
             timings: Timings::default(),
             listen_addr,
             database_path: PathBuf::from(self.database_path.0),
@@ -1226,6 +1279,45 @@ mod tests {
         });
         assert!(m.contains("tls_key_file"), "{m}");
         let m = error_of(|j| {
+            j.set_env("ACME_DOMAINS", "pay.example.ru");
+            j.set_env("TLS_CERT_FILE", "/etc/cert.pem");
+            j.set_env("TLS_KEY_FILE", "/etc/key.pem");
+            Ok(None)
+        });
+        assert!(
+            m.contains("acme_domains") && m.contains("tls_cert_file"),
+            "{m}"
+        );
+        let m = error_of(|j| {
+            j.set_env("ACME_DOMAINS", "pay.example.ru,invalid..name");
+            Ok(None)
+        });
+        assert!(
+            m.contains("acme_domains") && m.contains("invalid..name"),
+            "{m}"
+        );
+        let m = error_of(|j| {
+            j.set_env("ACME_EMAIL", "ops@example.ru");
+            Ok(None)
+        });
+        assert!(
+            m.contains("acme_email") && m.contains("acme_domains"),
+            "{m}"
+        );
+        Jail::expect_with(|jail| {
+            jail.set_env("ACME_DOMAINS", "pay.example.ru, shop.example.ru");
+            jail.set_env("DATABASE_PATH", "/var/lib/qiwi/qiwi.db");
+            jail.set_env("ACME_RENEW_BEFORE_DAYS", "20");
+            let c = load(None).unwrap();
+            let a = c.acme.as_ref().unwrap();
+            assert_eq!(a.domains, ["pay.example.ru", "shop.example.ru"]);
+            assert_eq!(a.cache_dir, Path::new("/var/lib/qiwi/acme"));
+            assert_eq!(a.directory_url.as_str(), crate::ops::acme::LETS_ENCRYPT);
+            assert_eq!(a.renew_before, Duration::from_secs(20 * 86_400));
+            assert!(c.https() && c.tls.is_none());
+            Ok(())
+        });
+        let m = error_of(|j| {
             j.set_env("DB_CHECKPOINT", "never");
             Ok(None)
         });
@@ -1275,6 +1367,11 @@ mod tests {
         "db_checkpoint",
         "tls_cert_file",
         "tls_key_file",
+        "acme_domains",
+        "acme_email",
+        "acme_directory_url",
+        "acme_cache_dir",
+        "acme_ca_file",
         "qiwi_allowed_ips",
         "trusted_proxies",
         "webhook_success_statuses",

@@ -106,6 +106,12 @@ fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
             ),
         });
     }
+    if let Some(text) = state.tls.warning(Utc::now()) {
+        w.push(Warning {
+            id: "tls-certificate",
+            text,
+        });
+    }
     if let Some((status, at)) = &d.unaccepted_2xx {
         w.push(Warning {
             id: "unaccepted-2xx",

@@ -114,7 +114,7 @@ async fn load_credentials(
             IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        let scheme = if state.config.tls.is_some() {
+        let scheme = if state.config.https() {
             "https"
         } else {
             "http"

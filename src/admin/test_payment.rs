@@ -251,7 +251,7 @@ async fn call_payment(
         }
         ip => ip,
     };
-    let scheme = if state.config.tls.is_some() {
+    let scheme = if state.config.https() {
         "https"
     } else {
         "http"

@@ -233,7 +233,7 @@ fn flash(headers: &HeaderMap) -> Option<String> {
 
 /// A `Set-Cookie` value of the flash cookie: `value` for the next page, or deleting it.
 fn flash_cookie(state: &AppState, value: Option<&str>) -> Option<HeaderValue> {
-    let secure = if state.config.admin_cookie_secure || state.config.tls.is_some() {
+    let secure = if state.config.admin_cookie_secure || state.config.https() {
         "; Secure"
     } else {
         ""

@@ -142,6 +142,11 @@ pub async fn preflight(cfg: &Config) -> Vec<Check> {
             r,
         ));
     }
+    if let Some(acme) = &cfg.acme {
+        for (what, r) in crate::ops::acme::preflight(acme) {
+            checks.push(Check::result(what, r));
+        }
+    }
     if let Some(url) = &cfg.check_url {
         let r = crate::qiwi::check::Checker::new(url.clone(), cfg.check_timeout)
             .map(|_| ())
@@ -271,7 +276,7 @@ pub fn healthcheck_url(cfg: &Config) -> String {
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let scheme = if cfg.https() { "https" } else { "http" };
     format!("{scheme}://{}/healthz", SocketAddr::new(ip, addr.port()))
 }
 

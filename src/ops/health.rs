@@ -86,6 +86,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             }
         }
     }
+    if let Some((tls_ready, line)) = state.tls.readiness(chrono::Utc::now()) {
+        ready &= tls_ready;
+        let _ = writeln!(report, "{line}");
+    }
     let status = if ready {
         StatusCode::OK
     } else {
@@ -109,6 +113,9 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     match state.db.read(maintenance::backlog).await {
         Ok(b) => state.metrics.set_backlog(&b, chrono::Utc::now()),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the webhook backlog"),
+    }
+    if let Some((source, left)) = state.tls.seconds_left(chrono::Utc::now()) {
+        state.metrics.set_tls_expiry(source.as_str(), left);
     }
     (
         [(

@@ -25,6 +25,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    /// `file` or `acme`.
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -40,6 +46,7 @@ pub struct Metrics {
     db_write: Histogram,
     backlog: Gauge,
     backlog_oldest_age: Gauge<f64, AtomicU64>,
+    tls_expiry: Family<SourceLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -94,8 +101,16 @@ impl Metrics {
             "Age of the oldest payment whose webhook delivery is still due (0 when none)",
             backlog_oldest_age.clone(),
         );
+        let tls_expiry = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "qiwi_tls_certificate_expiry_seconds",
+            "Seconds until the served HTTPS certificate expires (negative once expired), by \
+             source (file or acme); absent when the gateway serves plain HTTP",
+            tls_expiry.clone(),
+        );
         Metrics {
             registry,
+            tls_expiry,
             requests,
             payments,
             payments_amount,
@@ -145,6 +160,13 @@ impl Metrics {
             .oldest
             .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
         self.backlog_oldest_age.set(age);
+    }
+
+    /// Sets the seconds left on the served HTTPS certificate (`source`: `file` or `acme`).
+    pub fn set_tls_expiry(&self, source: &'static str, seconds_left: i64) {
+        self.tls_expiry
+            .get_or_create(&SourceLabels { source })
+            .set(seconds_left);
     }
 
     /// The metrics in the OpenMetrics text format Prometheus scrapes.

@@ -1,5 +1,7 @@
 //! Running the gateway for years: health and readiness, metrics, housekeeping, TLS.
 
+pub mod acme;
+pub mod certs;
 pub mod cli;
 pub mod health;
 pub mod housekeeping;

@@ -46,11 +46,13 @@ fn stamp(path: &Path) -> Stamp {
 /// The SIGHUP handler is installed, and the files' current state noted, before this returns
 /// (so a SIGHUP right after start-up cannot hit the default action, which ends the process,
 /// and a file changed right after start-up is not missed); must be called on the runtime.
+/// Each certificate loaded is noted in `status` (its names and expiry).
 pub fn watch(
     config: RustlsConfig,
     files: TlsFiles,
     every: Duration,
     stop: CancellationToken,
+    status: std::sync::Arc<super::certs::TlsStatus>,
 ) -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -89,7 +91,10 @@ pub fn watch(
                 }
             };
             match config.reload_from_pem_file(&files.cert, &files.key).await {
-                Ok(()) => tracing::info!(reason, "reloaded the TLS certificate"),
+                Ok(()) => {
+                    tracing::info!(reason, "reloaded the TLS certificate");
+                    super::certs::note_file(&status, &files.cert);
+                }
                 Err(e) => tracing::error!(
                     reason,
                     error = %e,

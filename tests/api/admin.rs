@@ -1087,6 +1087,34 @@ async fn the_dashboard_shows_totals_backlog_failures_and_configuration() {
     );
 }
 
+#[tokio::test]
+async fn the_dashboard_warns_when_the_https_certificate_expires_within_14_days() {
+    use chrono::Datelike as _;
+    let app = spawn_app_with(with_password).await;
+    let admin = login(&app).await;
+    let (_, html) = admin.get(&app, "/admin").await;
+    assert!(!html.contains("warn-tls-certificate"));
+    // A certificate file as the TLS loader notes it: one valid 60 days, then one 5 days.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cert.pem");
+    for (days, warned) in [(60, false), (5, true)] {
+        let end = chrono::Utc::now().date_naive() + chrono::Days::new(days);
+        let mut params = rcgen::CertificateParams::new(vec!["pay.example".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
+        let cert = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        std::fs::write(&file, cert.pem()).unwrap();
+        qiwi_gateway::ops::certs::note_file(&app.state.tls, &file);
+        let (_, html) = admin.get(&app, "/admin").await;
+        assert_eq!(html.contains("warn-tls-certificate"), warned, "{days} days");
+        if warned {
+            assert!(html.contains("The HTTPS certificate for pay.example expires"));
+            assert!(html.contains("days left"));
+        }
+    }
+}
+
 /// Waits (bounded) until `done` holds: the worker runs on its own.
 async fn eventually(what: &str, done: impl Fn() -> bool) {
     let start = std::time::Instant::now();

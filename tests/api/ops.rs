@@ -423,6 +423,19 @@ async fn built_in_tls_serves_https_and_reloads_a_changed_certificate() {
     let resp = a.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.unwrap().contains("<result>0</result>"));
+    // the certificate's expiry is on /readyz and /metrics
+    let base = format!("https://localhost:{}", app.addr.port());
+    let get = |path: &str| a.get(format!("{base}{path}")).send();
+    let ready = get("/readyz").await.unwrap().text().await.unwrap();
+    assert!(
+        ready.contains("tls: file certificate for localhost from rcgen self signed cert"),
+        "{ready}"
+    );
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("qiwi_tls_certificate_expiry_seconds{source=\"file\"}"),
+        "{metrics}"
+    );
     // plain HTTP on the HTTPS port gets no answer
     assert!(
         app.client
