@@ -7,6 +7,7 @@ pub mod charts;
 mod checkpointer;
 pub mod heartbeat;
 pub mod http_log;
+pub mod import;
 pub mod maintenance;
 mod migrations;
 pub mod outbox;
