@@ -532,6 +532,15 @@ fn imported_payments_answer_their_old_prv_txn_and_deliver_only_status_0(
 
     // The gateway on the imported database.
     let gw = Gateway::start(dir, &db, &hook);
+    // The import takes the lock `serve` holds: refused while the gateway runs.
+    let out = import(dir, &db, &env, &["--merge"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("import-original needs the gateway stopped")
+            && stderr.contains("main.db.lock"),
+        "{stderr}"
+    );
     rt.block_on(the_gateway_on_the_import(&gw, &db, &got));
     drop(gw);
 }
@@ -754,6 +763,20 @@ fn an_unreachable_server_is_one_clear_line() {
         "{stderr}"
     );
     assert!(!stderr.contains("Never-Printed-1"));
+    // check-config shows the settings with the password masked.
+    let mut shown = env.clone();
+    shown.push(("LISTEN_ADDR", "127.0.0.1:0".into()));
+    shown.push((
+        "DATABASE_PATH",
+        dir.path().join("q.db").display().to_string(),
+    ));
+    let out = gateway_cmd(dir.path(), &["check-config"], &shown);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("pg_password") && stdout.contains("\"***\"") && stdout.contains("pg_port"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Never-Printed-1"), "{stdout}");
     // Nothing configured: the settings to give, not a connection attempt.
     let out = import(dir.path(), &dir.path().join("q.db"), &[], &[]);
     assert!(text(&out.stderr).contains("PG_HOST (or PG_REAL_HOST) is not set"));
