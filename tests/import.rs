@@ -466,6 +466,17 @@ fn imported_payments_answer_their_old_prv_txn_and_deliver_only_status_0(
     assert!(!stdout.contains(PASSWORD) && !text(&out.stderr).contains(PASSWORD));
     // Nothing was written on the original's side.
     assert_eq!(fingerprint(&mut orig), before);
+    // The indexes the import rebuilt at its end are those of a database `migrate` creates.
+    let fresh = dir.join("fresh.db");
+    let o = gateway_cmd(
+        dir,
+        &["migrate"],
+        &[("DATABASE_PATH", fresh.display().to_string())],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let indexes = "SELECT group_concat(name || ':' || sql, ' | ') FROM
+        (SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)";
+    assert_eq!(one::<String>(&db, indexes), one::<String>(&fresh, indexes));
 
     // The rows as the gateway keeps them.
     let c = sqlite(&db);

@@ -254,6 +254,14 @@ pub fn run(cfg: &Config, opts: Options, out: &mut dyn Write) -> Result<Summary, 
     let now_text = db::format_time(now);
     let due_ms = now.timestamp_millis();
     let run = target::start_run(&tx, &now_text, &place.to_string())?;
+    // An import larger than what is there builds the secondary indexes once at the end
+    // instead of row by row (into an empty database: always).
+    let bulk = summary.original.count > have;
+    let dropped = if bulk {
+        target::drop_indexes(&tx, "qiwi_transaction")?
+    } else {
+        Vec::new()
+    };
     summary.run = run;
     let mut problems = Vec::new();
     let mut problem_count = 0usize;
@@ -404,6 +412,7 @@ pub fn run(cfg: &Config, opts: Options, out: &mut dyn Write) -> Result<Summary, 
         }
     }
 
+    target::create_indexes(&tx, &dropped)?;
     if opts.with_log {
         summary.log = Some(import_log(&mut pg, &tx, &place, &now_text)?);
     }
