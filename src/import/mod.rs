@@ -135,8 +135,11 @@ pub struct Summary {
 /// starts) and the report (after the commit) to `out`, progress to stderr.
 pub fn run(cfg: &Config, opts: Options, out: &mut dyn Write) -> Result<Summary, ImportError> {
     // Held to the end: no gateway may serve (or start on) the database meanwhile.
-    let _lock = crate::ops::lock::lock_database(&cfg.database_path).map_err(|e| {
-        ImportError::Refused(format!("import-original needs the gateway stopped: {e}"))
+    let _lock = crate::ops::lock::lock_database(&cfg.database_path).map_err(|e| match e {
+        crate::ops::lock::LockError::Held { .. } => {
+            ImportError::Refused(format!("import-original needs the gateway stopped: {e}"))
+        }
+        crate::ops::lock::LockError::Io { .. } => ImportError::Refused(e.to_string()),
     })?;
     // The original first: a wrong setting is said before anything is created here.
     let (mut client, place) = source::connect(&cfg.original_pg)?;
