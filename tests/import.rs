@@ -675,12 +675,19 @@ fn an_older_schema_numeric_sums_and_zoned_times_with_no_deliver(pg: &Pg, dir: &P
              status smallint, created_at timestamptz);
          INSERT INTO legacy.qiwi_transaction VALUES
              (1, 'a', '77', 10.4550, 0, '2024-01-31 23:00:00+03'),
-             (2, 'b', '78', 10.4650, 1, '2024-02-01 00:30:00+00');",
+             (2, 'b', '78', 10.4650, 1, '2024-02-01 00:30:00+00');
+         CREATE TABLE legacy.qiwi_http_log (
+             id integer PRIMARY KEY, ip text, url text, method text, headers text, body text,
+             created_at timestamptz);
+         INSERT INTO legacy.qiwi_http_log VALUES
+             (1, '10.0.0.1', '/payment?command=pay&txn_id=077', 'GET',
+              '{\"authorization\": \"Bearer tok-123\"}', '', '2024-01-31 23:00:00+03'),
+             (2, '10.0.0.1', '/payment', 'GET', 'not json at all', NULL, '2024-02-01 00:00:00+00');",
     );
     let db = dir.join("legacy.db");
     let mut env = pg_env(pg, "orig_legacy");
     env.push(("PG_SCHEMA", "legacy".into()));
-    let out = import(dir, &db, &env, &["--no-deliver"]);
+    let out = import(dir, &db, &env, &["--no-deliver", "--with-log"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
@@ -701,6 +708,16 @@ fn an_older_schema_numeric_sums_and_zoned_times_with_no_deliver(pg: &Pg, dir: &P
     assert_eq!(
         rows,
         "1:1046:1:-:2024-01-31 20:00:00 2:1046:1:-:2024-02-01 00:30:00"
+    );
+    // headers as text: a JSON object masked, anything else kept under "original".
+    let log: String = one(
+        &db,
+        "SELECT group_concat(headers || ' ' || coalesce(txn_id, '-') || ' ' || created_at, ' | ')
+         FROM (SELECT * FROM qiwi_http_log ORDER BY id)",
+    );
+    assert_eq!(
+        log,
+        r#"{"authorization":"Bearer ***"} 77 2024-01-31 20:00:00 | {"original":"not json at all"} - 2024-02-01 00:00:00"#
     );
 }
 
