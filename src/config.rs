@@ -104,6 +104,13 @@ pub struct RawConfig {
     reconcile_max_upload_mib: u64,
     display_timezone: Text,
     display_locale: Text,
+    pg_host: Option<Text>,
+    pg_real_host: Option<Text>,
+    pg_port: Option<Text>,
+    pg_database: Option<Text>,
+    pg_schema: Option<Text>,
+    pg_user: Option<Text>,
+    pg_password: Option<Text>,
 }
 
 impl Default for RawConfig {
@@ -158,6 +165,13 @@ impl Default for RawConfig {
             reconcile_max_upload_mib: 20,
             display_timezone: "UTC".into(),
             display_locale: "en".into(),
+            pg_host: None,
+            pg_real_host: None,
+            pg_port: None,
+            pg_database: None,
+            pg_schema: None,
+            pg_user: None,
+            pg_password: None,
         }
     }
 }
@@ -208,6 +222,13 @@ pub const KEYS: &[&str] = &[
     "reconcile_max_upload_mib",
     "display_timezone",
     "display_locale",
+    "pg_host",
+    "pg_real_host",
+    "pg_port",
+    "pg_database",
+    "pg_schema",
+    "pg_user",
+    "pg_password",
 ];
 
 /// The keys whose values are secrets: masked wherever the configuration is printed.
@@ -216,6 +237,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "webhook_secret",
     "admin_password",
     "metrics_token",
+    "pg_password",
 ];
 
 /// A secret: never printed.
@@ -320,6 +342,31 @@ pub struct Config {
     pub display_timezone: chrono_tz::Tz,
     /// How the admin UI and its CSV write amounts.
     pub display_locale: DisplayLocale,
+    /// The original container's PostgreSQL (`PG_*`), read only by `import-original`.
+    pub original_pg: OriginalPg,
+}
+
+/// The original container's PostgreSQL settings, under the original's variable names
+/// (`PG_HOST`, `PG_REAL_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_SCHEMA`, `PG_USER`,
+/// `PG_PASSWORD`; source: perfumerlabs' image documentation, "SQL Database"). Only
+/// `import-original` uses them; unset values are said by it, not at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginalPg {
+    /// `PG_HOST`: where the original sent its regular traffic (possibly a PgBouncer).
+    pub host: Option<String>,
+    /// `PG_REAL_HOST`: the PostgreSQL server itself (never a pooler), which the original
+    /// used to create its tables; preferred by the import when set.
+    pub real_host: Option<String>,
+    /// `PG_PORT` (default 5432).
+    pub port: u16,
+    /// `PG_DATABASE`.
+    pub database: Option<String>,
+    /// `PG_SCHEMA` (default `public`).
+    pub schema: String,
+    /// `PG_USER`.
+    pub user: Option<String>,
+    /// `PG_PASSWORD`: a secret, never printed.
+    pub password: Option<Secret>,
 }
 
 impl fmt::Debug for Config {
@@ -841,7 +888,31 @@ impl RawConfig {
                 ));
             }
         };
+        let pg_port = match nonempty(self.pg_port) {
+            None => 5432,
+            Some(p) => p
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "pg_port",
+                        format!("`{}` is not a port (1-65535)", p.escape_debug()),
+                    )
+                })?,
+        };
+        let original_pg = OriginalPg {
+            host: nonempty(self.pg_host),
+            real_host: nonempty(self.pg_real_host),
+            port: pg_port,
+            database: nonempty(self.pg_database),
+            schema: nonempty(self.pg_schema).unwrap_or_else(|| "public".to_owned()),
+            user: nonempty(self.pg_user),
+            password: nonempty(self.pg_password).map(Secret),
+        };
         Ok(Config {
+            original_pg,
             reconcile_columns,
             reconcile_max_upload,
             display_timezone,
@@ -1378,6 +1449,13 @@ mod tests {
         "reconcile_columns",
         "display_timezone",
         "display_locale",
+        "pg_host",
+        "pg_real_host",
+        "pg_port",
+        "pg_database",
+        "pg_schema",
+        "pg_user",
+        "pg_password",
     ];
 
     /// The forms figment's own env provider changed: leading zeros, signs, decimals,

@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod import;
 pub mod ops;
 pub mod qiwi;
 pub mod reconcile;

@@ -48,6 +48,9 @@ enum Cmd {
         /// The registry file (`;`, `,` or tab separated; UTF-8 or windows-1251).
         file: PathBuf,
     },
+    /// Copy the original "Qiwi Terminal Payments" container's PostgreSQL data (PG_* settings)
+    /// into this gateway's database, with the gateway stopped. See docs/migration.md.
+    ImportOriginal(ImportArgs),
     /// Exit 0 when the gateway answers /healthz on its listen address, else 1.
     Healthcheck {
         /// How long to wait for the answer, in seconds.
@@ -72,6 +75,21 @@ struct ResendArgs {
     /// Every transaction not yet delivered.
     #[arg(long)]
     all: bool,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Also copy the original's request log (qiwi_http_log).
+    #[arg(long)]
+    with_log: bool,
+    /// Import into a database that already has payments: a txn_id on both sides with the
+    /// same account and sum is skipped, with other data reported and not imported.
+    #[arg(long)]
+    merge: bool,
+    /// Mark the original's undelivered payments (status 0) delivered instead of sending
+    /// their webhooks (when the merchant's backend is known to have them).
+    #[arg(long)]
+    no_deliver: bool,
 }
 
 #[derive(Args)]
@@ -239,6 +257,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Resend(args) => resend(&cfg, args.id),
         Cmd::Admin(AdminCmd::SetPassword) => set_password(&cfg),
         Cmd::Reconcile { file } => reconcile(&cfg, file),
+        Cmd::ImportOriginal(args) => {
+            let opts = qiwi_gateway::import::Options {
+                with_log: args.with_log,
+                merge: args.merge,
+                no_deliver: args.no_deliver,
+            };
+            qiwi_gateway::import::run(&cfg, opts, &mut std::io::stdout())?;
+            Ok(())
+        }
         Cmd::CheckConfig | Cmd::Healthcheck { .. } | Cmd::Simulate(_) => {
             unreachable!("handled above")
         }

@@ -8,6 +8,7 @@ mod checkpointer;
 pub mod dashboard;
 pub mod heartbeat;
 pub mod http_log;
+pub mod import;
 pub mod maintenance;
 mod migrations;
 pub mod outbox;

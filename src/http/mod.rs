@@ -116,6 +116,17 @@ pub fn headers_json_capped(headers: &HeaderMap, cap: usize) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// One header value as the log stores it: `Authorization`-like values masked as
+/// [`headers_json`] does, cookies `***`, anything else cut to 512 bytes. `name` is matched
+/// case-insensitively (used for headers that arrive as text, e.g. from the original's log).
+pub fn stored_header_value(name: &str, value: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "authorization" | "proxy-authorization" => mask_credentials(value),
+        "cookie" | "set-cookie" => "***".to_owned(),
+        _ => cut(value.to_owned()),
+    }
+}
+
 /// `value` cut to [`STORED_VALUE_CAP`] bytes on a character boundary, with its full length.
 fn cut(value: String) -> String {
     if value.len() <= STORED_VALUE_CAP {
