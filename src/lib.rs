@@ -9,6 +9,7 @@ pub mod http;
 pub mod ops;
 pub mod qiwi;
 pub mod reconcile;
+pub mod state;
 pub mod webhook;
 
 /// The `User-Agent` of every outbound call.

@@ -19,9 +19,9 @@ use serde::Deserialize;
 use super::session::Session;
 use super::view;
 use super::{AdminError, Layout, not_found_page, render};
-use crate::app::AppState;
 use crate::db::{self, test_payments as q};
 use crate::qiwi::Amount;
+use crate::state::AppState;
 
 /// Longest part of an answer kept for the page.
 const KEEP: usize = 2048;

@@ -15,10 +15,10 @@ use tracing::Instrument;
 
 use super::service::{Served, Service};
 use super::{Params, parse_params};
-use crate::app::AppState;
 use crate::db::{self, http_log::LogEntry};
 use crate::http::client_ip;
 use crate::http::request_log::PaymentInfo;
+use crate::state::AppState;
 
 /// Largest request body accepted; larger ones get 413 and are logged without their body. The
 /// same cap `http::payment_guard` applies to a declared `Content-Length` before reading.

@@ -284,9 +284,11 @@ async fn housekeeping_prunes_old_log_rows_in_batches_and_a_checkpoint_completes(
         c.execute_batch("COMMIT").unwrap();
     }
     let stop = tokio_util::sync::CancellationToken::new();
-    let report = qiwi_gateway::ops::housekeeping::once(&app.state, &stop).await;
+    let report =
+        qiwi_gateway::ops::housekeeping::once(&app.state.db, app.state.config.log_retention, &stop)
+            .await;
     assert_eq!(report.pruned, 1200);
-    let cp = qiwi_gateway::ops::housekeeping::checkpoint(&app.state)
+    let cp = qiwi_gateway::ops::housekeeping::checkpoint(&app.state.config.database_path)
         .await
         .expect("a checkpoint ran");
     assert!(!cp.busy && cp.checkpointed == cp.log, "{cp:?}");
