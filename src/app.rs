@@ -82,7 +82,7 @@ pub async fn start(
     admin::init(&state.admin, &state.db, &state.config, addr)
         .await
         .map_err(|e| anyhow::anyhow!("admin credentials: {e}"))?;
-    crate::http::trust::warn_if_untrusted(
+    crate::outbound::trust::warn_if_untrusted(
         [&state.config.check_url, &state.config.webhook_url]
             .into_iter()
             .flatten(),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod ops;
+pub mod outbound;
 pub mod qiwi;
 pub mod reconcile;
 pub mod state;
