@@ -76,7 +76,11 @@ pub async fn start(
         Some(files) => Some((ops::tls::load(files).await?, files.clone())),
         None => None,
     };
-    let worker = Worker::from_config(state.db.clone(), &state.config)?;
+    let worker = state
+        .config
+        .webhook_settings()
+        .map(|settings| Worker::production(state.db.clone(), settings))
+        .transpose()?;
     let _ = state.local_addr.set(addr);
     // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
     admin::init(&state.admin, &state.db, &state.config, addr)

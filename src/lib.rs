@@ -10,6 +10,7 @@ pub mod ops;
 pub mod outbound;
 pub mod qiwi;
 pub mod reconcile;
+pub mod secret;
 pub mod state;
 pub mod webhook;
 

@@ -19,8 +19,8 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use qiwi_gateway::config::{Config, Secret};
+use qiwi_gateway::webhook::Worker;
 use qiwi_gateway::webhook::clock::{ManualClock, fixed_jitter};
-use qiwi_gateway::webhook::{Settings, Worker};
 use sha2::Sha256;
 use tokio::io::AsyncReadExt;
 use url::Url;
@@ -183,7 +183,7 @@ async fn harness(url: &str, tweak: impl FnOnce(&mut Config)) -> Harness {
     let clock = test_clock();
     let worker = Worker::new(
         app.state.db.clone(),
-        Settings::from_config(&cfg).unwrap(),
+        cfg.webhook_settings().unwrap(),
         Arc::new(clock.clone()),
         fixed_jitter(0.0),
     )
