@@ -6,6 +6,8 @@
 //! slowest of RUNS requests after a warm-up, in milliseconds, measured by the client (so the
 //! server-side time is at most that).
 
+#![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
+
 use std::time::{Duration, Instant};
 
 use qiwi_gateway::app::{self, AppState};

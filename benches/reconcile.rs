@@ -7,6 +7,8 @@
 //! Run: `cargo bench --bench reconcile`. Prints the seconds, the process's peak resident memory
 //! and the concurrent writes' median and slowest latency.
 
+#![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,8 @@
 //! the fast webhook receiver of the drain benchmark: `POST /hook` answers 200 at once, and
 //! `POST /flaky` answers 500 to every second request (the load test's failing receiver).
 
+#![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
+
 use axum::Router;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,84 +1,23 @@
-//! The application: shared state, the router, and serving with graceful shutdown.
+//! The application: the router, and serving with graceful shutdown. The shared state the
+//! handlers take lives below them, in [`crate::state`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::response::Redirect;
 use axum::routing::get;
 use axum_server::tls_rustls::RustlsAcceptor;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::config::{Checkpointing, Config};
-use crate::db::Db;
-use crate::ops::{self, Metrics};
+use crate::config::Checkpointing;
+use crate::ops;
 use crate::qiwi;
-use crate::qiwi::check::Checker;
 use crate::webhook::Worker;
 
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The validated configuration.
-    pub config: Arc<Config>,
-    /// The database.
-    pub db: Db,
-    /// The account checker, when `QIWI_CHECK_URL` is set.
-    pub checker: Option<Checker>,
-    /// Woken whenever a new payment is stored: its webhook is due.
-    pub payment_stored: Arc<Notify>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// The admin UI's credentials and login limiter.
-    pub admin: admin::AdminState,
-    /// What one client may make the server hold or write (`http::limits`).
-    pub limits: Arc<crate::http::limits::Limits>,
-    /// The address the server listens on, once bound: where the admin UI's test payment
-    /// calls `/payment` over loopback.
-    pub local_addr: Arc<std::sync::OnceLock<SocketAddr>>,
-    /// The served HTTPS certificate and any problem renewing it (`ops::certs`).
-    pub tls: Arc<ops::certs::TlsStatus>,
-}
-
-impl AppState {
-    /// Opens the database and builds the clients the configuration asks for.
-    pub fn new(config: Config) -> anyhow::Result<AppState> {
-        let db = Db::open(&config.database_path)?;
-        let checker = config
-            .check_url
-            .clone()
-            .map(|url| Checker::new(url, config.check_timeout))
-            .transpose()?;
-        Ok(AppState {
-            config: Arc::new(config),
-            db,
-            checker,
-            payment_stored: Arc::new(Notify::new()),
-            metrics: Arc::new(Metrics::new()),
-            admin: admin::AdminState::default(),
-            limits: Arc::default(),
-            local_addr: Arc::default(),
-            tls: Arc::default(),
-        })
-    }
-}
-
-impl AppState {
-    /// Makes a webhook delivery due now (one transaction, or with `None` every undelivered
-    /// one, given-up ones included) and wakes the worker. Returns how many deliveries were made
-    /// due. A delivered transaction is sent once more: the attempt is recorded in the history,
-    /// its `status` stays 1 and its `delivered_at` keeps the first delivery's time; should
-    /// that attempt fail it is retried on the usual schedule. A resend while an attempt of the
-    /// same row is in flight is not lost: the row stays due after that attempt.
-    pub async fn resend(&self, id: Option<i64>) -> Result<usize, crate::db::DbError> {
-        let n = self.db.make_due(id).await?;
-        self.payment_stored.notify_one();
-        Ok(n)
-    }
-}
+/// The composite state, re-exported where it used to be defined (it lives in [`crate::state`]).
+pub use crate::state::AppState;
 
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
@@ -100,11 +39,11 @@ pub fn router(state: AppState) -> Router {
             crate::http::payment_guard::MAX_BODY as usize,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.config.clone(),
             crate::http::limits::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             crate::http::request_log::layer,
         ))
         .with_state(state)
@@ -145,13 +84,17 @@ pub async fn start(
         Some(settings) => Some(ops::acme::Acme::new(settings.clone(), state.tls.clone())?),
         None => None,
     };
-    let worker = Worker::from_config(state.db.clone(), &state.config)?;
+    let worker = state
+        .config
+        .webhook_settings()
+        .map(|settings| Worker::production(state.db.clone(), settings))
+        .transpose()?;
     let _ = state.local_addr.set(addr);
     // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
-    admin::init(&state, addr)
+    admin::init(&state.admin, &state.db, &state.config, addr)
         .await
         .map_err(|e| anyhow::anyhow!("admin credentials: {e}"))?;
-    crate::http::trust::warn_if_untrusted(
+    crate::outbound::trust::warn_if_untrusted(
         [&state.config.check_url, &state.config.webhook_url]
             .into_iter()
             .flatten(),
@@ -210,7 +153,12 @@ pub async fn start(
             stop.cancel();
         }
     });
-    let housekeeping = tokio::spawn(ops::housekeeping::run(state.clone(), stop.clone()));
+    let housekeeping = tokio::spawn(ops::housekeeping::run(
+        state.db.clone(),
+        state.config.log_retention,
+        state.config.timings.housekeeping,
+        stop.clone(),
+    ));
 
     let fd_limit = crate::http::limits::raise_fd_limit();
     let max_connections =
@@ -279,7 +227,7 @@ pub async fn start(
         }
         let _ = housekeeping.await;
         if state.config.db_checkpoint == Checkpointing::Auto {
-            ops::housekeeping::checkpoint(&state).await;
+            ops::housekeeping::checkpoint(&state.config.database_path).await;
         }
         tracing::info!("stopped");
         served

@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
 use crate::qiwi::Amount;
+pub use crate::secret::Secret;
 
 /// The default `account_pattern`: 1-200 characters, none of them white space, control
 /// characters, format characters (general category Cf: bidi controls, zero-width characters)
@@ -240,16 +241,6 @@ pub const SECRET_KEYS: &[&str] = &[
     "pg_password",
 ];
 
-/// A secret: never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
 /// HTTP Basic credentials QIWI must present on `/payment`.
 #[derive(Debug, Clone)]
 pub struct BasicAuth {
@@ -407,6 +398,28 @@ impl fmt::Debug for Config {
             .field("display_timezone", &self.display_timezone)
             .field("display_locale", &self.display_locale)
             .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The webhook worker's section of the configuration (`QIWI_WEBHOOK_URL`,
+    /// `WEBHOOK_SECRET`, `webhook_*`, `timings.webhook_idle_rescan`), or `None` when no
+    /// webhook URL is configured. The section's type is the worker's own
+    /// ([`crate::webhook::Settings`]): the webhook module does not read [`Config`].
+    pub fn webhook_settings(&self) -> Option<crate::webhook::Settings> {
+        Some(crate::webhook::Settings {
+            url: self.webhook_url.clone()?,
+            secret: self.webhook_secret.clone(),
+            timeout: self.webhook_timeout,
+            backoff: crate::webhook::backoff::Backoff {
+                initial: self.webhook_initial_delay,
+                max: self.webhook_max_delay,
+            },
+            max_attempts: self.webhook_max_attempts,
+            concurrency: self.webhook_concurrency.max(1),
+            idle_rescan: self.timings.webhook_idle_rescan,
+            success_statuses: self.webhook_success_statuses.clone(),
+        })
     }
 }
 

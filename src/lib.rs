@@ -8,8 +8,11 @@ pub mod db;
 pub mod http;
 pub mod import;
 pub mod ops;
+pub mod outbound;
 pub mod qiwi;
 pub mod reconcile;
+pub mod secret;
+pub mod state;
 pub mod webhook;
 
 /// The `User-Agent` of every outbound call.

@@ -6,6 +6,8 @@
 //! One test, in steps that build on each other: obtain, restart from the cache, renew while
 //! serving (through a failed attempt), and an order the server refuses.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure report
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

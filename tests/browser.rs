@@ -9,6 +9,8 @@
 //! `$SCREENSHOT_DIR` (default `target/screenshots`); `docs/screenshots` holds the committed ones:
 //! `SCREENSHOT_DIR=docs/screenshots cargo test --test browser` refreshes them.
 
+#![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
+
 #[path = "api/helpers.rs"]
 mod helpers;
 
@@ -42,13 +44,11 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if let Ok(pgid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) with a negative pid signals the process group we created (below)
-            // for chromedriver; it touches no memory.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-        }
+        // kill(2) with a negative pid: the process group we created (below) for chromedriver.
+        let _ = rustix::process::kill_process_group(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::KILL,
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,6 +1,8 @@
 //! The binary end to end: subcommands against a real database, and the real server process
 //! (signals, JSON logs, backups under load).
 
+#![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal, kill_process};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qiwi-gateway");
@@ -83,10 +86,9 @@ impl Gateway {
         }
     }
 
-    fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    fn signal(&self, sig: Signal) {
+        // kill(2) on our own child's pid.
+        kill_process(Pid::from_child(&self.child), sig).unwrap();
     }
 
     /// Waits (bounded) for the process to exit and returns its exit code.
@@ -416,7 +418,7 @@ async fn sigterm_lets_a_pay_in_flight_finish_and_store_then_exits_0() {
     let mut gw = Gateway::start(dir.path(), &[]);
     let (mut stream, rest) = half_sent_pay(gw.addr, 424242).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    gw.signal(libc::SIGTERM);
+    gw.signal(Signal::TERM);
     // no new connections once shutting down: the listener closes (polled, with a generous
     // deadline: how soon depends on the machine's load) while the pay is still in flight
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -447,7 +449,7 @@ async fn sigterm_waits_for_a_stalled_request_only_up_to_the_shutdown_timeout() {
     let (_stream, _rest) = half_sent_pay(gw.addr, 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    gw.signal(libc::SIGTERM);
+    gw.signal(Signal::TERM);
     assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -547,7 +549,7 @@ async fn sighup_reloads_the_tls_certificate_without_dropping_the_listener() {
     let (cert_b, key_b) = self_signed();
     std::fs::write(&cert, &cert_b).unwrap();
     std::fs::write(&key, &key_b).unwrap();
-    gw.signal(libc::SIGHUP);
+    gw.signal(Signal::HUP);
     let mut ok = false;
     for _ in 0..100 {
         if trusting(&cert_b).get(&url).send().await.is_ok() {
@@ -1033,7 +1035,7 @@ fn a_second_serve_on_one_database_refuses_and_safe_commands_work_beside_the_firs
     assert_eq!(first.count("SELECT COUNT(*) FROM admin_password"), 1);
 
     // kill -9: the kernel releases the lock, so a new gateway starts on the same database.
-    first.signal(libc::SIGKILL);
+    first.signal(Signal::KILL);
     first.wait_exit(Duration::from_secs(10));
     let second = Gateway::start(dir.path(), &[]);
     let out = run_bounded(
@@ -1287,7 +1289,7 @@ async fn credentials_in_urls_are_never_printed() {
         assert!(Instant::now() < until, "no webhook attempt was recorded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    gw.signal(libc::SIGTERM);
+    gw.signal(Signal::TERM);
     gw.wait_exit(Duration::from_secs(20));
     let logs = gw.logs.lock().unwrap().join("\n");
     assert!(logs.contains("127.0.0.1"), "the logs say where: {logs}");

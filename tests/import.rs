@@ -3,6 +3,8 @@
 //! PostgreSQL refuses root) holding the original container's tables, then the real gateway
 //! process on the imported database with a local axum receiver as the merchant's backend.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure report
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,7 +66,7 @@ fn pg_bin() -> PathBuf {
 
 fn is_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions and no memory effects.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// `program args` as the server's user: `nobody` when we are root, else ourselves.

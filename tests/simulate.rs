@@ -1,6 +1,8 @@
 //! `qiwi-gateway simulate` end to end: the real binary plays QIWI against the real gateway
 //! process (it must pass) and against a local server that breaks the protocol (it must fail).
 
+#![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;

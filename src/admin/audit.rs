@@ -11,8 +11,8 @@ use axum::response::Response;
 use super::session::Session;
 use super::view;
 use super::{AdminError, Layout, render};
-use crate::app::AppState;
 use crate::db::{self, DbError, audit as q};
+use crate::state::AppState;
 
 /// Rows on the audit page.
 const AUDIT_PAGE: usize = 100;

@@ -10,8 +10,8 @@ use super::session::Session;
 use super::transactions::BadgeCtx;
 use super::view::{self, Badge, Fmt};
 use super::{AdminError, Layout, render};
-use crate::app::AppState;
 use crate::db::dashboard as q;
+use crate::state::AppState;
 
 /// One period's payments.
 struct PeriodView {

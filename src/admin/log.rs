@@ -9,10 +9,10 @@ use axum::response::Response;
 use super::session::Session;
 use super::view::{self, FormQuery, PageQuery, Pager};
 use super::{AdminError, Layout, not_found_page, render};
-use crate::app::AppState;
 use crate::db::http_log::{self as q, LogFilter, LogRow};
 use crate::db::pager::Page;
 use crate::db::transactions;
+use crate::state::AppState;
 
 /// Longest text searched for.
 const MAX_SEARCH: usize = 200;

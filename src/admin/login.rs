@@ -15,9 +15,9 @@ use super::session::{
     token_hash,
 };
 use super::{AdminError, Layout, render};
-use crate::app::AppState;
 use crate::db::{self, sessions as q};
 use crate::http::client_ip::client_ip;
+use crate::state::AppState;
 
 /// The login form's CSRF cookie (double submit: there is no session yet to hold a token).
 const LOGIN_CSRF_COOKIE: &str = "qg_login_csrf";
@@ -151,7 +151,9 @@ pub async fn login_post(
             return Ok(resp);
         }
     };
-    let creds = credentials(&state, None).await?.clone();
+    let creds = credentials(&state.admin, &state.db, &state.config, None)
+        .await?
+        .clone();
     let (username, password) = (field("username"), field("password"));
     // The permit moves into the blocking task: it is held while argon2 really runs, even
     // when the client goes away and this handler is dropped.

@@ -15,12 +15,13 @@ mod login;
 pub mod password;
 mod reconcile;
 mod session;
+mod shared;
 mod test_payment;
 mod transactions;
 mod view;
 pub mod visible;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use askama::Template;
 use axum::Router;
@@ -30,21 +31,12 @@ use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::app::AppState;
 use crate::db::DbError;
+use crate::state::AppState;
 
 pub use password::init;
 pub use session::Session;
-
-/// The admin UI's shared state: credentials, resolved once, and the failed-login limiter.
-#[derive(Clone, Default)]
-pub struct AdminState {
-    credentials: Arc<tokio::sync::OnceCell<password::Credentials>>,
-    /// Failed logins per address.
-    pub limiter: Arc<limiter::LoginLimiter>,
-    /// Slots of running CSV exports.
-    pub exports: transactions::ExportSlots,
-}
+pub use shared::AdminState;
 
 /// The stylesheet, compiled in so the binary works from any directory.
 const CSS: &str = include_str!("../../static/admin.css");

@@ -7,8 +7,9 @@ use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
-use crate::db::{self, DbError, sessions as q};
+use crate::admin::AdminState;
+use crate::config::Config;
+use crate::db::{self, Db, DbError, sessions as q};
 
 /// Length of a generated admin password (alphanumeric: about 143 bits).
 const GENERATED_PASSWORD_LEN: usize = 24;
@@ -41,29 +42,38 @@ pub(super) struct Credentials {
 
 /// Resolves the credentials on the first start (generating, storing and logging a password
 /// when none is configured), so the generated one is printed before anyone asks for it.
-/// `addr` is where the server listens, for the admin URL in that log line.
-pub async fn init(state: &AppState, addr: SocketAddr) -> Result<(), PasswordError> {
-    credentials(state, Some(addr)).await.map(|_| ())
+/// `addr` is where the server listens, for the admin URL in that log line; the credentials are
+/// kept in `admin`, the hash in `db`, and `config` gives `admin_username`/`admin_password`.
+pub async fn init(
+    admin: &AdminState,
+    db: &Db,
+    config: &Config,
+    addr: SocketAddr,
+) -> Result<(), PasswordError> {
+    credentials(admin, db, config, Some(addr)).await.map(|_| ())
 }
 
-pub(super) async fn credentials(
-    state: &AppState,
+/// The credentials kept in `admin`, resolved on first use ([`init`]).
+pub(super) async fn credentials<'a>(
+    admin: &'a AdminState,
+    db: &Db,
+    config: &Config,
     addr: Option<SocketAddr>,
-) -> Result<&Credentials, PasswordError> {
-    state
-        .admin
+) -> Result<&'a Credentials, PasswordError> {
+    admin
         .credentials
-        .get_or_try_init(|| load_credentials(state, addr))
+        .get_or_try_init(|| load_credentials(db, config, addr))
         .await
 }
 
 async fn load_credentials(
-    state: &AppState,
+    db: &Db,
+    config: &Config,
     addr: Option<SocketAddr>,
 ) -> Result<Credentials, PasswordError> {
-    let username = state.config.admin_username.clone();
-    let stored = state.db.read(q::password_hash).await?;
-    if let Some(pw) = state.config.admin_password.clone() {
+    let username = config.admin_username.clone();
+    let stored = db.read(q::password_hash).await?;
+    if let Some(pw) = config.admin_password.clone() {
         // The configured password's hash is kept like a generated one's: when the next
         // start finds a different ADMIN_PASSWORD, every session ends (operators are told to
         // recover a lost or leaked password that way).
@@ -79,9 +89,7 @@ async fn load_credentials(
         }
         let password_hash = blocking(move || hash_password(&pw.0)).await?;
         let mine = password_hash.clone();
-        state
-            .db
-            .writer()
+        db.writer()
             .write(move |c| q::replace_password_hash(c, &mine, &db::now_text()))
             .await?;
         if stored.is_some() {
@@ -102,23 +110,18 @@ async fn load_credentials(
     let pw = password.clone();
     let hash = blocking(move || hash_password(&pw)).await?;
     let mine = hash.clone();
-    let stored = state
-        .db
+    let stored = db
         .writer()
         .write(move |c| q::store_password_hash(c, &mine, &db::now_text()))
         .await?;
     if stored == hash {
-        let addr = addr.unwrap_or(state.config.listen_addr);
+        let addr = addr.unwrap_or(config.listen_addr);
         let host = match addr.ip() {
             ip if ip.is_unspecified() => "localhost".to_owned(),
             IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        let scheme = if state.config.https() {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if config.https() { "https" } else { "http" };
         // Printed once, on purpose: only its hash is kept.
         tracing::warn!(
             "ADMIN_PASSWORD is not set: generated the admin password once. Log in at \

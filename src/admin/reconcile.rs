@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::session::Session;
 use super::{AdminError, Layout, not_found_page, render};
-use crate::app::AppState;
 use crate::db::reconcile as q;
 use crate::reconcile::{self, Difference, Kind, RunError, Source, Totals, render::money};
+use crate::state::AppState;
 
 /// Past reconciliations listed on the page.
 const LISTED: usize = 100;

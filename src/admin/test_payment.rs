@@ -19,9 +19,9 @@ use serde::Deserialize;
 use super::session::Session;
 use super::view;
 use super::{AdminError, Layout, not_found_page, render};
-use crate::app::AppState;
 use crate::db::{self, test_payments as q};
 use crate::qiwi::Amount;
+use crate::state::AppState;
 
 /// Longest part of an answer kept for the page.
 const KEEP: usize = 2048;
@@ -182,7 +182,7 @@ pub async fn post(
     if let Some(url) = &state.config.check_url {
         let mut url = url.clone();
         url.query_pairs_mut().append_pair("account", &account);
-        match crate::http::outbound_client(state.config.check_timeout) {
+        match crate::outbound::client(state.config.check_timeout) {
             Ok(client) => match client.get(url).send().await {
                 Ok(resp) => {
                     t.check_status = Some(i64::from(resp.status().as_u16()));
@@ -263,18 +263,9 @@ async fn call_payment(
         return "no answer: bad loopback URL".into();
     };
     url.query_pairs_mut().extend_pairs(params);
-    let client = match reqwest::Client::builder()
-        .timeout(state.config.check_timeout + std::time::Duration::from_secs(5))
-        .no_proxy()
-        .tls_danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(
-            "qiwi-gateway/",
-            env!("CARGO_PKG_VERSION"),
-            " (test payment)"
-        ))
-        .build()
-    {
+    let client = match crate::outbound::loopback_client(
+        state.config.check_timeout + std::time::Duration::from_secs(5),
+    ) {
         Ok(c) => c,
         Err(e) => return format!("no client: {e}"),
     };

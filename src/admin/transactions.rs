@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use askama::Template;
 use axum::body::{Body, Bytes};
@@ -12,35 +11,24 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::session::Session;
+use super::shared::EXPORTS_AT_ONCE;
 use super::view::{self, Badge, Fmt, FormQuery, PageQuery, Pager};
 use super::{AdminError, Layout, audit, not_found_page, render};
-use crate::app::AppState;
 use crate::config::DisplayLocale;
 use crate::db::http_log::{self, LogFilter};
 use crate::db::outbox;
 use crate::db::pager::Page;
 use crate::db::transactions::{self as q, FilteredTotals, TxnFilter, TxnRow, TxnState};
 use crate::qiwi::Amount;
+use crate::state::AppState;
 
 /// Rows per batch of the CSV export: each batch is one short read, walking at most the list
 /// pages' scan budget.
 const EXPORT_BATCH: usize = 1000;
-/// CSV exports that may run at once; one more is answered 429 (issue 19.5: 16 parallel
-/// exports held every read connection).
-pub const EXPORTS_AT_ONCE: usize = 2;
 /// The cookie that carries a one-time notice across a redirect (so a reload does not repeat
 /// it).
 const FLASH_COOKIE: &str = "qg_flash";
 
-/// The slots of running CSV exports ([`EXPORTS_AT_ONCE`]).
-#[derive(Clone)]
-pub struct ExportSlots(Arc<tokio::sync::Semaphore>);
-
-impl Default for ExportSlots {
-    fn default() -> Self {
-        ExportSlots(Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)))
-    }
-}
 /// Attempts shown on a transaction's page.
 const ATTEMPTS_SHOWN: usize = 100;
 
@@ -699,7 +687,7 @@ pub async fn resend(
     let Ok(id) = id.parse::<i64>() else {
         return Ok(not_found_page(&session));
     };
-    if state.resend(Some(id)).await? == 0 {
+    if state.outbox().resend(Some(id)).await? == 0 {
         return Ok(not_found_page(&session));
     }
     tracing::info!(transaction = id, user = %session.username, "webhook resend requested");
@@ -715,7 +703,7 @@ pub async fn resend_all(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let n = state.resend(None).await?;
+    let n = state.outbox().resend(None).await?;
     tracing::info!(count = n, user = %session.username, "resend of all undelivered webhooks requested");
     let detail = format!("{n} transaction(s)");
     audit::record(&state, &session, peer, &headers, "resend-all", detail).await?;

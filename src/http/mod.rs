@@ -1,10 +1,10 @@
-//! Shared HTTP pieces: Basic auth, how request headers are recorded, who the client is.
+//! Shared inbound HTTP pieces: Basic auth, how request headers are recorded, who the client
+//! is, the layers. Outbound calls have their own module, [`crate::outbound`].
 
 pub mod client_ip;
 pub mod limits;
 pub mod payment_guard;
 pub mod request_log;
-pub mod trust;
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -15,22 +15,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{BasicAuth, Secret};
-
-/// The client for every call to the merchant's backend (account check, webhook): the whole
-/// call, connection included, bounded by `timeout`; redirects never followed (a 3xx is an
-/// answer, not a new address to send payment data to); no automatic retries (our own schedule
-/// decides); our User-Agent; the CA certificates of [`trust::Roots::system`]. Building does
-/// not depend on the trust store: with no CA certificate at all it still succeeds, and each
-/// `https` call then fails its handshake (a `tls` failure, retried like any other).
-pub fn outbound_client(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
-    trust::apply(reqwest::Client::builder(), trust::Roots::system())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never())
-        .user_agent(crate::USER_AGENT)
-        .build()
-}
 
 /// Whether `headers` carry the configured Basic credentials. The comparison takes the same
 /// time whatever the input (hashes of equal length, compared in constant time), so timing

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -16,10 +16,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
-use crate::db::{self, http_log};
+use crate::config::Config;
+use crate::db::{self, Db, http_log};
 use crate::http::client_ip;
+use crate::http::limits::Limits;
 use crate::http::request_log::PaymentInfo;
+use crate::ops::Metrics;
 
 /// Largest request body `/payment` takes: a declared `Content-Length` above it is answered
 /// 413 before the body is read. A real QIWI request is a few hundred bytes.
@@ -49,15 +51,18 @@ enum Refusal {
 
 /// The middleware on `/payment` (a route layer: it runs only for that route).
 pub async fn layer(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(db): State<Db>,
+    State(limits): State<Arc<Limits>>,
+    State(metrics): State<Arc<Metrics>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: Next,
 ) -> Response {
-    let ip = client_ip::client_ip(peer.ip(), req.headers(), &state.config.trusted_proxies);
-    let refusal = if !client_ip::allowed(&state.config.qiwi_allowed_ips, ip) {
+    let ip = client_ip::client_ip(peer.ip(), req.headers(), &config.trusted_proxies);
+    let refusal = if !client_ip::allowed(&config.qiwi_allowed_ips, ip) {
         Some(Refusal::Forbidden)
-    } else if let Some(auth) = &state.config.http_auth
+    } else if let Some(auth) = &config.http_auth
         && !crate::http::basic_auth_ok(req.headers(), auth)
     {
         Some(Refusal::Unauthorized)
@@ -79,7 +84,7 @@ pub async fn layer(
     let store = match refusal {
         Refusal::TooLarge => true,
         Refusal::Forbidden | Refusal::Unauthorized => {
-            match state.limits.refusals.admit(ip, Instant::now()) {
+            match limits.refusals.admit(ip, Instant::now()) {
                 Admit::Store { not_stored_before } => {
                     if not_stored_before > 0 {
                         tracing::warn!(
@@ -128,13 +133,12 @@ pub async fn layer(
             result: None,
         };
         let started = Instant::now();
-        match state
-            .db
+        match db
             .writer()
             .write(move |c| http_log::insert(c, &entry))
             .await
         {
-            Ok(_) => state.metrics.db_write(started.elapsed()),
+            Ok(_) => metrics.db_write(started.elapsed()),
             Err(e) => tracing::error!(error = %e, "could not log a refused /payment request"),
         }
     }

@@ -1,13 +1,14 @@
 //! One log line per request: method, path, status, latency, and for `/payment` the `txn_id`
 //! and result; `/payment` requests are also counted in the metrics here.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::app::AppState;
+use crate::ops::Metrics;
 
 /// What the `/payment` handler tells this layer about its answer (a response extension).
 #[derive(Debug, Clone, Default)]
@@ -25,7 +26,7 @@ pub struct PaymentInfo {
 const QUIET: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 /// The middleware: runs the request, then logs (and for `/payment` counts) it.
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn layer(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     // The path only: the query carries accounts and sums, which belong in the database log.
@@ -34,7 +35,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = resp.status().as_u16();
     if let Some(info) = resp.extensions().get::<PaymentInfo>() {
-        state.metrics.request(info.command, info.result, status);
+        metrics.request(info.command, info.result, status);
         // A valid txn_id is 20 digits; whatever else was sent is cut to a bounded length.
         let txn_id = info.txn_id.as_deref().map(|t| {
             let end = t.char_indices().nth(40).map_or(t.len(), |(i, _)| i);

@@ -1,19 +1,30 @@
 //! `/healthz` (the process answers), `/readyz` (it can take payments) and `/metrics`.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
-use crate::db::maintenance;
+use crate::config::Config;
+use crate::db::{Db, maintenance};
+use crate::ops::Metrics;
+use crate::ops::certs::TlsStatus;
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
+/// The routes of this module, on any state that holds the configuration, the database,
+/// the metrics and the TLS status (`crate::state::AppState`).
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Config>: FromRef<S>,
+    Db: FromRef<S>,
+    Arc<Metrics>: FromRef<S>,
+    Arc<TlsStatus>: FromRef<S>,
+{
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -30,19 +41,23 @@ pub async fn healthz() -> &'static str {
 /// page as a pay does, `db::heartbeat`) within the deadline, and (when
 /// `readiness_max_backlog_age_secs` is set) no undelivered webhook is older than that.
 /// Answers 200 or 503 with one line per check.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub async fn readyz(
+    State(config): State<Arc<Config>>,
+    State(db): State<Db>,
+    State(metrics): State<Arc<Metrics>>,
+    State(tls): State<Arc<TlsStatus>>,
+) -> Response {
     let mut ready = true;
     let mut report = String::new();
-    let deadline = state.config.timings.readiness_deadline;
+    let deadline = config.timings.readiness_deadline;
     let started = Instant::now();
-    let write = state
-        .db
+    let write = db
         .writer()
         .write(|c| crate::db::heartbeat::beat(c, &crate::db::now_text()));
     match tokio::time::timeout(deadline, write).await {
         Ok(Ok(())) => {
             let took = started.elapsed();
-            state.metrics.db_write(took);
+            metrics.db_write(took);
             let _ = writeln!(report, "database: ok ({} ms)", took.as_millis());
         }
         Ok(Err(e)) => {
@@ -63,11 +78,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             );
         }
     }
-    if let Some(max) = state.config.readiness_max_backlog_age {
-        match state.db.read(maintenance::backlog).await {
+    if let Some(max) = config.readiness_max_backlog_age {
+        match db.read(maintenance::backlog).await {
             Ok(b) => {
                 let now = chrono::Utc::now();
-                state.metrics.set_backlog(&b, now);
+                metrics.set_backlog(&b, now);
                 let age = b.oldest.map_or(0, |t| (now - t).num_seconds().max(0));
                 let limit = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
                 if age > limit {
@@ -86,7 +101,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             }
         }
     }
-    if let Some((tls_ready, line)) = state.tls.readiness(chrono::Utc::now()) {
+    if let Some((tls_ready, line)) = tls.readiness(chrono::Utc::now()) {
         ready &= tls_ready;
         let _ = writeln!(report, "{line}");
     }
@@ -99,8 +114,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics, behind `metrics_token` as a bearer token when it is set.
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.config.metrics_token
+pub async fn metrics(
+    State(config): State<Arc<Config>>,
+    State(db): State<Db>,
+    State(metrics): State<Arc<Metrics>>,
+    State(tls): State<Arc<TlsStatus>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(token) = &config.metrics_token
         && !crate::http::bearer_ok(&headers, token)
     {
         let mut resp = (StatusCode::UNAUTHORIZED, "bearer token required\n").into_response();
@@ -110,19 +131,19 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         );
         return resp;
     }
-    match state.db.read(maintenance::backlog).await {
-        Ok(b) => state.metrics.set_backlog(&b, chrono::Utc::now()),
+    match db.read(maintenance::backlog).await {
+        Ok(b) => metrics.set_backlog(&b, chrono::Utc::now()),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the webhook backlog"),
     }
-    if let Some((source, left)) = state.tls.seconds_left(chrono::Utc::now()) {
-        state.metrics.set_tls_expiry(source.as_str(), left);
+    if let Some((source, left)) = tls.seconds_left(chrono::Utc::now()) {
+        metrics.set_tls_expiry(source.as_str(), left);
     }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static(super::metrics::CONTENT_TYPE),
         )],
-        state.metrics.render(),
+        metrics.render(),
     )
         .into_response()
 }

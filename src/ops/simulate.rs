@@ -140,7 +140,7 @@ pub async fn run(opts: &Options) -> Result<Report, SimulateError> {
     let pass = target.password().map(percent_decode);
     let _ = target.set_username("");
     let _ = target.set_password(None);
-    let client = crate::http::outbound_client(opts.timeout)?;
+    let client = crate::outbound::client(opts.timeout)?;
     let send = |params: Vec<(&'static str, String)>| {
         let mut url = target.clone();
         url.query_pairs_mut().extend_pairs(&params);

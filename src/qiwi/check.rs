@@ -18,7 +18,7 @@ pub struct Checker {
 impl Checker {
     /// A checker for `url` whose calls give up after `timeout`.
     pub fn new(url: Url, timeout: Duration) -> Result<Checker, reqwest::Error> {
-        let client = crate::http::outbound_client(timeout)?;
+        let client = crate::outbound::client(timeout)?;
         Ok(Checker { client, url })
     }
 

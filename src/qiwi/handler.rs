@@ -13,12 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any as any_method;
 use tracing::Instrument;
 
+use super::Rules;
 use super::service::{Served, Service};
 use super::{Params, parse_params};
-use crate::app::AppState;
 use crate::db::{self, http_log::LogEntry};
 use crate::http::client_ip;
 use crate::http::request_log::PaymentInfo;
+use crate::state::AppState;
 
 /// Largest request body accepted; larger ones get 413 and are logged without their body. The
 /// same cap `http::payment_guard` applies to a declared `Content-Length` before reading.
@@ -48,7 +49,12 @@ pub async fn any(
 
 async fn handle(state: AppState, peer: SocketAddr, req: HttpRequest) -> Response {
     let service = Service {
-        config: &state.config,
+        rules: Rules {
+            account_pattern: &state.config.account_pattern,
+            min_sum: state.config.min_sum,
+            max_sum: state.config.max_sum,
+        },
+        payments_enabled: state.config.payments_enabled,
         db: &state.db,
         checker: state.checker.as_ref(),
         metrics: &state.metrics,

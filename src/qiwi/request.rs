@@ -72,7 +72,7 @@ impl TxnDate {
 }
 
 /// The limits a request is judged against (from the configuration).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Rules<'a> {
     /// What a valid account looks like (anchored: see [`Account`]).
     pub account_pattern: &'a Regex,

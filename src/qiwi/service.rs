@@ -10,7 +10,6 @@ use tokio::sync::Notify;
 
 use super::check::{Checker, Verdict};
 use super::{Amount, Answer, Command, Params, Rejection, Request, ResultCode, Rules};
-use crate::config::Config;
 use crate::db::http_log::{self, LogEntry};
 use crate::db::transactions::{self, NewPayment, StoreOutcome};
 use crate::db::{self, Db, DbError};
@@ -19,8 +18,10 @@ use crate::ops::Metrics;
 /// What the commands need: borrowed from the application's state for one request.
 #[derive(Clone, Copy)]
 pub struct Service<'a> {
-    /// The validated configuration (rules, maintenance switch).
-    pub config: &'a Config,
+    /// What a request is judged against (`account_pattern`, `min_sum`, `max_sum`).
+    pub rules: Rules<'a>,
+    /// Whether payments are taken (`payments_enabled`; off: the maintenance switch).
+    pub payments_enabled: bool,
     /// The database.
     pub db: &'a Db,
     /// The account checker, when `QIWI_CHECK_URL` is set.
@@ -48,12 +49,7 @@ impl Service<'_> {
     /// written is answered 1: it is not recorded, so QIWI must ask again.
     pub async fn answer(&self, params: &Params, log: LogEntry) -> Served {
         let command = params.command();
-        let cfg = self.config;
-        let rules = Rules {
-            account_pattern: &cfg.account_pattern,
-            min_sum: cfg.min_sum,
-            max_sum: cfg.max_sum,
-        };
+        let rules = self.rules;
         // getInfo answers carry no osmp_txn_id, even to a request that sent one.
         let echo = match command {
             Some(Command::GetInfo) => None,
@@ -117,7 +113,7 @@ impl Service<'_> {
 
     /// `check` and `getInfo`: the maintenance switch, then the check backend (if any).
     async fn check(&self, req: &Request, echo: Option<String>) -> Answer {
-        if !self.config.payments_enabled {
+        if !self.payments_enabled {
             return reject(Rejection::Forbidden, echo);
         }
         let verdict = match self.checker {
@@ -159,7 +155,7 @@ impl Service<'_> {
                 .map_or_else(String::new, |d| d.as_str().to_owned()),
             extra: serde_json::to_string(&req.extra).unwrap_or_else(|_| "{}".into()),
         };
-        let accept_new = self.config.payments_enabled;
+        let accept_new = self.payments_enabled;
         let job = pay_job(payment, accept_new, echo.clone(), log);
         let started = Instant::now();
         match self.db.writer().write(job).await {

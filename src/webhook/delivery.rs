@@ -98,7 +98,7 @@ impl Deliverer {
         timeout: Duration,
     ) -> Result<Deliverer, reqwest::Error> {
         // One attempt is one request: our own schedule decides about retries.
-        let client = crate::http::outbound_client(timeout)?;
+        let client = crate::outbound::client(timeout)?;
         Ok(Deliverer {
             client,
             url,

@@ -11,15 +11,18 @@
 //! - [`backoff`]: the retry schedule, a pure function.
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`clock`]: time and jitter, injectable for tests.
+//! - [`outbox`]: resends: making deliveries due again and waking the worker.
 //!
 //! Nothing here knows about axum; SQL lives in [`crate::db::outbox`].
 
 pub mod backoff;
 pub mod clock;
 pub mod delivery;
+pub mod outbox;
 pub mod signing;
 pub mod worker;
 
+pub use outbox::Outbox;
 pub use worker::{Settings, Worker};
 
 /// Why the worker cannot start.

@@ -17,10 +17,10 @@ use super::backoff::{Backoff, parse_retry_after};
 use super::clock::{Clock, Jitter, SystemClock, random_jitter};
 use super::delivery::{Deliverer, Sent};
 use super::signing::Signer;
-use crate::config::{Config, Secret};
 use crate::db::outbox::{self, Cursor, Due, Verdict};
 use crate::db::{self, Db, DbError};
 use crate::ops::Metrics;
+use crate::secret::Secret;
 
 /// Due rows read per query.
 const PAGE: usize = 256;
@@ -32,7 +32,8 @@ const DRAIN_MARGIN: Duration = Duration::from_secs(5);
 /// sent again: at least once).
 const RECORD_TRIES: u32 = 8;
 
-/// What the worker needs from the configuration.
+/// What the worker needs from the configuration (built by
+/// [`crate::config::Config::webhook_settings`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Where payments are POSTed (`QIWI_WEBHOOK_URL`).
@@ -53,25 +54,6 @@ pub struct Settings {
     pub idle_rescan: Duration,
     /// Statuses that count as delivered (`webhook_success_statuses`; 200 and 201 by default).
     pub success_statuses: Vec<u16>,
-}
-
-impl Settings {
-    /// The settings of `config`, or `None` when no webhook URL is configured.
-    pub fn from_config(config: &Config) -> Option<Settings> {
-        Some(Settings {
-            url: config.webhook_url.clone()?,
-            secret: config.webhook_secret.clone(),
-            timeout: config.webhook_timeout,
-            backoff: Backoff {
-                initial: config.webhook_initial_delay,
-                max: config.webhook_max_delay,
-            },
-            max_attempts: config.webhook_max_attempts,
-            concurrency: config.webhook_concurrency.max(1),
-            idle_rescan: config.timings.webhook_idle_rescan,
-            success_statuses: config.webhook_success_statuses.clone(),
-        })
-    }
 }
 
 /// The retry policy: what an attempt's outcome makes of its delivery.
@@ -211,12 +193,11 @@ impl Worker {
         })
     }
 
-    /// The production worker for `config` (system clock, random jitter), or `None` when no
-    /// webhook URL is configured.
-    pub fn from_config(db: Db, config: &Config) -> Result<Option<Worker>, WebhookError> {
-        Settings::from_config(config)
-            .map(|s| Worker::new(db, s, Arc::new(SystemClock), random_jitter()))
-            .transpose()
+    /// The production worker for `settings` (system clock, random jitter).
+    ///
+    /// Errors: as [`Worker::new`].
+    pub fn production(db: Db, settings: Settings) -> Result<Worker, WebhookError> {
+        Worker::new(db, settings, Arc::new(SystemClock), random_jitter())
     }
 
     /// Counts every attempt in `metrics` (`qiwi_webhook_attempts_total{outcome}`). Call before

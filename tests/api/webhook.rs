@@ -19,8 +19,8 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use qiwi_gateway::config::{Config, Secret};
+use qiwi_gateway::webhook::Worker;
 use qiwi_gateway::webhook::clock::{ManualClock, fixed_jitter};
-use qiwi_gateway::webhook::{Settings, Worker};
 use sha2::Sha256;
 use tokio::io::AsyncReadExt;
 use url::Url;
@@ -183,7 +183,7 @@ async fn harness(url: &str, tweak: impl FnOnce(&mut Config)) -> Harness {
     let clock = test_clock();
     let worker = Worker::new(
         app.state.db.clone(),
-        Settings::from_config(&cfg).unwrap(),
+        cfg.webhook_settings().unwrap(),
         Arc::new(clock.clone()),
         fixed_jitter(0.0),
     )
@@ -504,7 +504,7 @@ async fn max_attempts_stops_retrying_and_resend_revives_it() {
     assert_eq!(receiver.hits().len(), 3);
 
     // A manual resend makes it due again: one more attempt, then given up again.
-    assert_eq!(h.app.state.resend(None).await.unwrap(), 1);
+    assert_eq!(h.app.state.outbox().resend(None).await.unwrap(), 1);
     assert_eq!(h.run_due().await, 1);
     let r = row(&h.app, 1);
     assert_eq!((r.status, r.attempts, r.due_ms), (0, 4, None));
@@ -559,7 +559,7 @@ async fn the_webhook_id_is_stable_across_retries_and_resends() {
     assert_eq!(h.run_due().await, 1);
     h.clock.advance(Duration::from_secs(60));
     assert_eq!(h.run_due().await, 1);
-    h.app.state.resend(Some(1)).await.unwrap();
+    h.app.state.outbox().resend(Some(1)).await.unwrap();
     assert_eq!(h.run_due().await, 1);
     let ids: Vec<_> = receiver
         .hits()
@@ -652,7 +652,7 @@ async fn resend_sends_a_delivered_payment_once_more() {
     assert_eq!(first.status, 1);
 
     h.clock.advance(Duration::from_secs(3_600));
-    assert_eq!(h.app.state.resend(Some(1)).await.unwrap(), 1);
+    assert_eq!(h.app.state.outbox().resend(Some(1)).await.unwrap(), 1);
     assert_eq!(h.run_due().await, 1);
     assert_eq!(h.run_due().await, 0);
 
@@ -791,7 +791,7 @@ async fn without_a_url_nothing_is_attempted_and_a_restart_with_one_delivers_the_
     for txn in ["1", "2", "3"] {
         assert_eq!(app.pay(txn, "acc", "1").await.result(), 0);
     }
-    app.state.resend(None).await.unwrap();
+    app.state.outbox().resend(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt"), 0);
     assert_eq!(

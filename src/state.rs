@@ -1,0 +1,116 @@
+//! What the handlers and layers share: [`AppState`], the composite the router is built with,
+//! and its parts as axum substates ([`FromRef`]), so a handler or layer takes only what it uses
+//! (`State<Db>`, `State<Arc<Config>>`, `State<Arc<Metrics>>`, `State<Outbox>`, ...).
+//!
+//! This module sits below the handlers: it imports the parts' types from their own modules
+//! and nothing that builds routes (`app.rs` builds the router on top of it).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::FromRef;
+use tokio::sync::Notify;
+
+use crate::admin::AdminState;
+use crate::config::Config;
+use crate::db::Db;
+use crate::http::limits::Limits;
+use crate::ops::Metrics;
+use crate::qiwi::check::Checker;
+use crate::webhook::Outbox;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The account checker, when `QIWI_CHECK_URL` is set.
+    pub checker: Option<Checker>,
+    /// Woken whenever a new payment is stored: its webhook is due.
+    pub payment_stored: Arc<Notify>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The admin UI's credentials and login limiter.
+    pub admin: AdminState,
+    /// What one client may make the server hold or write (`http::limits`).
+    pub limits: Arc<Limits>,
+    /// The address the server listens on, once bound: where the admin UI's test payment
+    /// calls `/payment` over loopback.
+    pub local_addr: Arc<OnceLock<SocketAddr>>,
+    /// The served HTTPS certificate and any problem renewing it (`ops::certs`).
+    pub tls: Arc<crate::ops::certs::TlsStatus>,
+}
+
+impl AppState {
+    /// Opens the database and builds the clients the configuration asks for.
+    ///
+    /// Errors: the database cannot be opened or migrated, or the check client cannot be built.
+    pub fn new(config: Config) -> anyhow::Result<AppState> {
+        let db = Db::open(&config.database_path)?;
+        let checker = config
+            .check_url
+            .clone()
+            .map(|url| Checker::new(url, config.check_timeout))
+            .transpose()?;
+        Ok(AppState {
+            config: Arc::new(config),
+            db,
+            checker,
+            payment_stored: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
+            admin: AdminState::default(),
+            limits: Arc::default(),
+            local_addr: Arc::default(),
+            tls: Arc::default(),
+        })
+    }
+
+    /// The webhook outbox: the database and the worker's wake-up.
+    pub fn outbox(&self) -> Outbox {
+        Outbox::new(self.db.clone(), self.payment_stored.clone())
+    }
+}
+
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.clone()
+    }
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Limits> {
+    fn from_ref(state: &AppState) -> Self {
+        state.limits.clone()
+    }
+}
+
+impl FromRef<AppState> for AdminState {
+    fn from_ref(state: &AppState) -> Self {
+        state.admin.clone()
+    }
+}
+
+impl FromRef<AppState> for Outbox {
+    fn from_ref(state: &AppState) -> Self {
+        state.outbox()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::ops::certs::TlsStatus> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tls.clone()
+    }
+}
