@@ -15,6 +15,7 @@ mod login;
 pub mod password;
 mod reconcile;
 mod session;
+mod signature;
 mod test_payment;
 mod transactions;
 mod view;
@@ -73,6 +74,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/transactions/{id}", get(transactions::get))
         .route("/transactions/{id}/resend", post(transactions::resend))
+        .route(
+            "/transactions/{id}/signature",
+            get(signature::get).post(signature::post),
+        )
         .route(
             "/test-payment",
             get(test_payment::get).post(test_payment::post),

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_reconcile.sql"),
     include_str!("../../migrations/0006_admin_ui.sql"),
     include_str!("../../migrations/0007_seeit.sql"),
+    include_str!("../../migrations/0009_adminui2.sql"),
 ];
 
 /// Applies the migrations the database does not have yet.
