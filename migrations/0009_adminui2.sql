@@ -9,3 +9,9 @@
 ALTER TABLE qiwi_webhook_attempt ADD COLUMN request_url TEXT;
 ALTER TABLE qiwi_webhook_attempt ADD COLUMN request_headers TEXT;
 ALTER TABLE qiwi_webhook_attempt ADD COLUMN request_body TEXT;
+
+-- The account prefix search (issue 16.2): the account index also carries sum_minor, so a
+-- narrow prefix's count and total are read from the index alone, and its page is sorted by
+-- time on the index's own columns (only the page's 50 rows are then read from the table).
+DROP INDEX qiwi_transaction_account;
+CREATE INDEX qiwi_transaction_account ON qiwi_transaction (account, created_at, sum_minor);
