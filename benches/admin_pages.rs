@@ -328,6 +328,10 @@ fn main() {
                 format!("/admin/transactions/{}", mid + 1),
             ),
             (
+                "signature debugger",
+                format!("/admin/transactions/{}/signature", mid + 1),
+            ),
+            (
                 "transactions: account prefix, wide (7900)",
                 "/admin/transactions?account=7900".into(),
             ),

@@ -291,6 +291,11 @@ fn set_password(cfg: &Config) -> anyhow::Result<()> {
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     let db = Db::open(&cfg.database_path)?;
     block_on(qiwi_gateway::admin::password::set_password(&db, password))?;
+    block_on(qiwi_gateway::db::audit::record_cli(
+        &db,
+        "password-change",
+        "admin set-password".to_owned(),
+    ))?;
     println!("admin password changed; every session was ended");
     Ok(())
 }
@@ -311,7 +316,7 @@ fn reconcile(cfg: &Config, file: PathBuf) -> anyhow::Result<()> {
     let (id, sha256, report) = block_on(reconcile::run(
         &db,
         reconcile::Source::File(file.clone()),
-        name,
+        name.clone(),
         columns,
     ))
     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -320,6 +325,14 @@ fn reconcile(cfg: &Config, file: PathBuf) -> anyhow::Result<()> {
         reconcile::render::text(&report, &file.display().to_string(), &sha256)
     );
     println!("stored as reconciliation {id}: /admin/reconcile/{id}");
+    block_on(qiwi_gateway::db::audit::record_cli(
+        &db,
+        "reconcile",
+        format!(
+            "reconciliation {id} of “{name}”: {} difference(s)",
+            report.summary.difference_count()
+        ),
+    ))?;
     if report.summary.difference_count() > 0 {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();

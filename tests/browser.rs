@@ -281,6 +281,7 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
     let app = spawn_app_with(|c| {
         c.admin_password = Some(Secret(PASSWORD.into()));
         c.webhook_url = Some(format!("{backend}/hook").parse().unwrap());
+        c.webhook_secret = Some(Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()));
         // No retry of the refused deliveries while the test looks: only the resend.
         c.webhook_initial_delay = Duration::from_secs(600);
         // A Moscow merchant: every time on the pages is Moscow time, and labelled so.
@@ -483,6 +484,75 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
     assert!(newest.contains("503"), "{newest}");
     shot(&c, "transaction").await;
 
+    // What each attempt sent, beside its answer (issue 16.3): the newest is open, with the
+    // signature headers and the body; "copy as curl" holds the same request.
+    let txn_url = c.current_url().await.unwrap();
+    let head = text_of(&c, "details.attempt[open] pre.request-head").await;
+    assert!(head.starts_with("POST http://127.0.0.1"), "{head}");
+    assert!(head.contains("webhook-signature: v1,"), "{head}");
+    let body = text_of(&c, "details.attempt[open] pre.request-body").await;
+    assert!(body.contains(REFUSED_ACCOUNT), "{body}");
+    let answer = text_of(&c, "details.attempt[open] pre.response").await;
+    assert!(
+        answer.contains("503") && answer.contains("maintenance"),
+        "{answer}"
+    );
+    let curl = c
+        .find(Locator::Css("#curl"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(curl.starts_with("curl -X POST"), "{curl}");
+    assert!(curl.contains(&body), "{curl}");
+    shot(&c, "transaction-attempts").await;
+
+    // The signature debugger: paste the signature and timestamp the backend logged.
+    c.find(Locator::Css("#debugger-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&c, "debugger", |u| u.path().ends_with("/signature")).await;
+    let signed = text_of(&c, "#signed").await;
+    let sig = text_of(&c, "#sig-sent").await;
+    let ts = text_of(&c, "#sig-ts").await;
+    assert!(signed.contains(&format!(".{ts}.{body}")), "{signed}");
+    c.find(Locator::Css("#paste-signature"))
+        .await
+        .unwrap()
+        .send_keys(&sig)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#paste-timestamp"))
+        .await
+        .unwrap()
+        .send_keys(&ts)
+        .await
+        .unwrap();
+    // The backend re-serialised the JSON before verifying: one space more.
+    c.find(Locator::Css("#paste-body"))
+        .await
+        .unwrap()
+        .send_keys(&body.replacen(':', ": ", 1))
+        .await
+        .unwrap();
+    c.find(Locator::Css("#verify"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let verdict = text_of(&c, "#verdict").await;
+    assert!(verdict.contains("body: The body differs"), "{verdict}");
+    assert!(verdict.contains("byte offset"), "{verdict}");
+    assert!(verdict.contains("timestamp: The timestamp"), "{verdict}");
+    shot(&c, "signature-debugger").await;
+    c.goto(txn_url.as_str()).await.unwrap();
+
     // Resend every undelivered one from the list: the notice shows once, the rows say
     // queued (or already failing again), and a reload drops the notice.
     c.goto(&format!("{base}/admin/transactions")).await.unwrap();
@@ -507,6 +577,14 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
             .contains("queued for delivery now")
     );
 
+    // The CLI's actions are audited too (here the function `admin set-password` calls).
+    qiwi_gateway::db::audit::record_cli(
+        &app.state.db,
+        "password-change",
+        "admin set-password".into(),
+    )
+    .await
+    .unwrap();
     // The audit page lists both resends, by whom and from where.
     c.find(Locator::LinkText("Audit"))
         .await
@@ -522,6 +600,10 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
     );
     assert!(
         audit.contains("admin") && audit.contains("127.0.0.1"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("password-change") && audit.contains("cli:") && audit.contains("local"),
         "{audit}"
     );
     shot(&c, "audit").await;

@@ -576,6 +576,7 @@ fn admin_set_password_stores_a_hash_from_stdin_and_ends_sessions() {
         let mut child = cmd(dir.path())
             .args(["admin", "set-password"])
             .env("DATABASE_PATH", &db)
+            .env("USER", "opsuser")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -631,6 +632,23 @@ fn admin_set_password_stores_a_hash_from_stdin_and_ends_sessions() {
         .query_row("SELECT COUNT(*) FROM admin_session", [], |r| r.get(0))
         .unwrap();
     assert_eq!(sessions, 0);
+    // Audited (issue 16.3): the CLI and the OS user, from the machine itself; the refused
+    // short password left no row.
+    let audit: Vec<(String, String, String)> = c
+        .prepare("SELECT username, ip, action FROM admin_audit")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        audit,
+        [(
+            "cli:opsuser".to_owned(),
+            "local".to_owned(),
+            "password-change".to_owned()
+        )]
+    );
 }
 
 /// A private CA and a certificate it signed for `localhost` and 127.0.0.1: (CA PEM, leaf PEM,

@@ -43,6 +43,11 @@ pub async fn record(
         .await
 }
 
+/// The audit detail of a reconciliation run: which report, which file, how many differences.
+pub fn reconcile_detail(id: i64, file_name: &str, differences: u64) -> String {
+    format!("reconciliation {id} of “{file_name}”: {differences} difference(s)")
+}
+
 /// One action as the page shows it.
 struct AuditView {
     created_at: String,

@@ -16,6 +16,7 @@ pub mod password;
 mod reconcile;
 mod session;
 mod shared;
+mod signature;
 mod test_payment;
 mod transactions;
 mod view;
@@ -65,6 +66,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/transactions/{id}", get(transactions::get))
         .route("/transactions/{id}/resend", post(transactions::resend))
+        .route(
+            "/transactions/{id}/signature",
+            get(signature::get).post(signature::post),
+        )
         .route(
             "/test-payment",
             get(test_payment::get).post(test_payment::post),

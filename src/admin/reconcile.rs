@@ -146,6 +146,8 @@ pub async fn list(
 pub async fn upload(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     mut form: Multipart,
 ) -> Result<Response, AdminError> {
     let limit = state.config.reconcile_max_upload;
@@ -207,6 +209,9 @@ pub async fn upload(
     match reconcile::run(&state.db, Source::Bytes(bytes), name.clone(), columns).await {
         Ok((id, _, report)) => {
             tracing::info!(id, user = %session.username, file = %name, verdict = %report.summary.verdict(), "registry reconciled");
+            let detail =
+                super::audit::reconcile_detail(id, &name, report.summary.difference_count());
+            super::audit::record(&state, &session, peer, &headers, "reconcile", detail).await?;
             Ok(Redirect::to(&format!("/admin/reconcile/{id}")).into_response())
         }
         Err(RunError::NotARegistry(e)) => {

@@ -519,6 +519,28 @@ struct AttemptView {
     ok: bool,
     duration_ms: i64,
     response_body: String,
+    /// The request as sent (attempts made before migration 0008 have none).
+    request: Option<outbox::AttemptRequest>,
+    /// Its id, for the signature debugger's choice.
+    id: i64,
+}
+
+/// `s` as one shell word: single-quoted, a `'` inside written `'\''` (POSIX sh).
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The `curl` command that sends `r` again as it was sent (the URL's masked parts, `***`, are
+/// to be filled in by hand: they are credentials).
+pub fn curl_command(r: &outbox::AttemptRequest) -> String {
+    let mut out = format!("curl -X POST {}", sh_quote(&r.url));
+    for line in r.headers.lines().filter(|l| !l.is_empty()) {
+        out.push_str(" \\\n  -H ");
+        out.push_str(&sh_quote(line));
+    }
+    out.push_str(" \\\n  --data-binary ");
+    out.push_str(&sh_quote(&r.body));
+    out
 }
 
 /// A logged request of this payment.
@@ -552,6 +574,8 @@ pub struct TransactionPage {
     delivered_at: String,
     due: String,
     attempts: Vec<AttemptView>,
+    /// "Copy as curl" of the newest attempt that has its request stored.
+    curl: Option<String>,
     requests: Vec<RequestView>,
     requests_href: String,
     resend_action: String,
@@ -617,8 +641,13 @@ pub async fn get(
             .map(|d| format!("{} {}", zone.instant(d), zone.zone()))
             .unwrap_or_default(),
     };
+    let curl = attempts
+        .iter()
+        .find_map(|a| a.request.as_ref())
+        .map(curl_command);
     let r = t.row;
     let page = TransactionPage {
+        curl,
         layout: Layout::new(
             format!("Transaction {}", r.code),
             &session,
@@ -647,6 +676,8 @@ pub async fn get(
                 outcome: a.error.unwrap_or_else(|| "delivered".to_owned()),
                 duration_ms: a.duration_ms,
                 response_body: a.response_body,
+                request: a.request,
+                id: a.id,
             })
             .collect(),
         requests: requests

@@ -13,7 +13,7 @@ pub struct AuditRow {
     pub created_at: String,
     /// Who.
     pub username: String,
-    /// From which address (`''` from the CLI).
+    /// From which address (`local` from the CLI).
     pub ip: String,
     /// What: `resend`, `resend-all`, `logout`, ...
     pub action: String,
@@ -29,6 +29,32 @@ pub fn insert_audit(conn: &Connection, a: &AuditRow) -> Result<(), DbError> {
     )?
     .execute(params![a.created_at, a.username, a.ip, a.action, a.detail])?;
     Ok(())
+}
+
+/// Who runs the CLI, as the audit names them: `cli:<OS user>` (from `USER` or `LOGNAME`, as
+/// POSIX login sets them; `cli:unknown` when neither is set).
+pub fn cli_user() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
+/// The address the audit gives actions taken with the CLI on the gateway's own machine.
+pub const CLI_ADDRESS: &str = "local";
+
+/// Records `action` taken with the CLI by [`cli_user`] from [`CLI_ADDRESS`].
+pub async fn record_cli(db: &super::Db, action: &str, detail: String) -> Result<(), DbError> {
+    let row = AuditRow {
+        id: 0,
+        created_at: super::now_text(),
+        username: cli_user(),
+        ip: CLI_ADDRESS.to_owned(),
+        action: action.to_owned(),
+        detail,
+    };
+    db.writer().write(move |c| insert_audit(c, &row)).await
 }
 
 /// Up to `limit` manual actions older than id `before` (all with `None`), newest first.

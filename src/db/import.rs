@@ -1,6 +1,6 @@
 //! The SQLite side of `import-original` (issue 18): payments and requests of the original
 //! container written into `qiwi_transaction` and `qiwi_http_log` inside the caller's one
-//! transaction, each imported payment marked with its run (`import_run`, migration 0010).
+//! transaction, each imported payment marked with its run (`import_run`, migration 0009).
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -12,7 +12,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_reconcile.sql"),
     include_str!("../../migrations/0006_admin_ui.sql"),
     include_str!("../../migrations/0007_seeit.sql"),
-    include_str!("../../migrations/0010_import.sql"),
+    include_str!("../../migrations/0008_attempt_requests.sql"),
+    include_str!("../../migrations/0009_import.sql"),
 ];
 
 /// Applies the migrations the database does not have yet.

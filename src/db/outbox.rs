@@ -140,8 +140,21 @@ pub struct Attempt {
     pub duration_ms: i64,
     /// The first KiB of the answer's body.
     pub response_body: String,
+    /// The request as sent (`None`: not known).
+    pub request: Option<AttemptRequest>,
     /// What becomes of the delivery.
     pub verdict: Verdict,
+}
+
+/// A webhook request as sent (migration 0008).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptRequest {
+    /// The URL, credentials and query values masked (`ops::redact::url`).
+    pub url: String,
+    /// The headers the gateway set, one `name: value` a line, in the order sent.
+    pub headers: String,
+    /// The JSON body, byte for byte.
+    pub body: String,
 }
 
 /// Records `a` in the history and in the transaction's delivery state. A delivered row keeps
@@ -149,8 +162,9 @@ pub struct Attempt {
 pub fn record(conn: &Connection, a: &Attempt) -> Result<(), DbError> {
     conn.prepare_cached(
         "INSERT INTO qiwi_webhook_attempt
-             (transaction_id, created_at, http_status, error, duration_ms, response_body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             (transaction_id, created_at, http_status, error, duration_ms, response_body,
+              request_url, request_headers, request_body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         a.transaction_id,
@@ -158,7 +172,10 @@ pub fn record(conn: &Connection, a: &Attempt) -> Result<(), DbError> {
         a.http_status,
         a.error,
         a.duration_ms,
-        a.response_body
+        a.response_body,
+        a.request.as_ref().map(|r| &r.url),
+        a.request.as_ref().map(|r| &r.headers),
+        a.request.as_ref().map(|r| &r.body),
     ])?;
     match &a.verdict {
         Verdict::Delivered => conn
@@ -208,6 +225,8 @@ pub struct AttemptRow {
     pub duration_ms: i64,
     /// The start of the backend's answer.
     pub response_body: String,
+    /// The request as sent; `None` for attempts made before migration 0008.
+    pub request: Option<AttemptRequest>,
 }
 
 /// The newest `limit` webhook attempts of a transaction, newest first.
@@ -217,7 +236,8 @@ pub fn attempts(
     limit: usize,
 ) -> Result<Vec<AttemptRow>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, created_at, http_status, error, duration_ms, response_body
+        "SELECT id, created_at, http_status, error, duration_ms, response_body,
+                request_url, request_headers, request_body
          FROM qiwi_webhook_attempt WHERE transaction_id = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![transaction_id, limit as i64], |r| {
@@ -228,6 +248,12 @@ pub fn attempts(
             error: r.get(3)?,
             duration_ms: r.get(4)?,
             response_body: r.get(5)?,
+            request: match (r.get(6)?, r.get(7)?, r.get(8)?) {
+                (Some(url), Some(headers), Some(body)) => {
+                    Some(AttemptRequest { url, headers, body })
+                }
+                _ => None,
+            },
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -298,6 +324,7 @@ mod tests {
             error: Some("status: 500".into()),
             duration_ms: 3,
             response_body: "oops".into(),
+            request: None,
             verdict,
         }
     }

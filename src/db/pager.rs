@@ -74,6 +74,13 @@ pub(crate) struct Query {
     pub(crate) indexed: Vec<String>,
     /// Conditions tested row by row (the `hit` column).
     pub(crate) residual: Vec<String>,
+    /// `Some(table)` when the driving index covers the sort (`created_at` and the rowid) but
+    /// does not give rows in time order (an account prefix): with no residual condition the
+    /// page's ids are sorted on the index alone and only the page's rows are read from `table`
+    /// (migration 0008).
+    pub(crate) presort: Option<&'static str>,
+    /// How many rows the caller reads at most (a page and one more), for `presort`.
+    pub(crate) limit: Option<usize>,
 }
 
 impl Query {
@@ -125,6 +132,18 @@ impl Query {
             format!("WHERE {}", wh.join(" AND "))
         };
         let dir = if desc { "DESC" } else { "ASC" };
+        if let (Some(table), Some(limit), "1") = (self.presort, self.limit, hit.as_str()) {
+            // Sorted on the index's own columns (no row read), then the page's rows read.
+            return (
+                format!(
+                    "SELECT 1, id, {columns} FROM {table} WHERE id IN (
+                         SELECT id FROM {from} {wh}
+                         ORDER BY created_at {dir}, id {dir} LIMIT {limit})
+                     ORDER BY created_at {dir}, id {dir}"
+                ),
+                desc,
+            );
+        }
         (
             format!(
                 "SELECT {hit}, id, {columns} FROM {from} {wh} \
@@ -232,6 +251,7 @@ pub(crate) fn page<T>(
         },
     };
     let budget = (!q.residual.is_empty()).then_some(budget);
+    q.limit = Some(PAGE_SIZE + 1);
     let (sql, desc) = q.sql(columns, from, cursor.zip(time.as_deref()));
     let s = scan(conn, &sql, &q.params, PAGE_SIZE, budget, map)?;
     let ids: Vec<i64> = s.hits.iter().map(|(id, _)| *id).collect();

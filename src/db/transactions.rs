@@ -265,6 +265,7 @@ fn txn_query(f: &TxnFilter) -> (Query, String) {
         let (lo, hi) = (q.bind(lo), q.bind(hi));
         q.indexed
             .push(format!("account >= {lo} AND account < {hi}"));
+        q.presort = Some("qiwi_transaction");
         Some("qiwi_transaction_account")
     } else if f.test == Some(true) && f.state.is_none() {
         // Test payments are few: their partial index drives the page.
@@ -451,6 +452,7 @@ pub fn export_batch(
         },
     };
     let cursor = after.map(Cursor::After);
+    q.limit = Some(limit + 1);
     let (sql, _) = q.sql(
         &format!("{TXN_COLUMNS}, extra"),
         &from,
@@ -518,6 +520,76 @@ mod tests {
                 None => return seen,
             }
         }
+    }
+
+    /// A narrow account prefix sorts on the account index alone (migration 0008): its pages,
+    /// both ways, are exactly the matches by time then id, and the plan reads the table only
+    /// for the page's ids.
+    #[test]
+    fn a_narrow_prefix_pages_by_time_from_the_index_alone() {
+        let c = db();
+        for i in 0..400i64 {
+            // Times out of account order, many equal: the id breaks ties.
+            let at = format!("2024-01-{:02} 10:00:00", 1 + (i * 7) % 20);
+            add_txn(
+                &c,
+                &i.to_string(),
+                &format!("7999{:03}", (i * 13) % 150),
+                100 + i,
+                i % 2,
+                &at,
+            );
+        }
+        let f = TxnFilter {
+            account: Some("79990".into()),
+            ..TxnFilter::default()
+        };
+        let mut want: Vec<(String, i64)> = c
+            .prepare("SELECT created_at, id FROM qiwi_transaction WHERE account LIKE '79990%'")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        want.sort();
+        want.reverse();
+        let want: Vec<i64> = want.into_iter().map(|(_, id)| id).collect();
+        assert!(want.len() > 2 * PAGE_SIZE, "{}", want.len());
+        assert_eq!(all_pages(&c, &f), want);
+        // And back from the last page.
+        let mut cursor = None;
+        let last = loop {
+            let p = transactions(&c, &f, cursor).unwrap();
+            match p.older {
+                Some(id) => cursor = Some(Cursor::After(id)),
+                None => break p,
+            }
+        };
+        let back = transactions(&c, &f, last.newer.map(Cursor::Before)).unwrap();
+        let n = want.len() - last.rows.len();
+        assert_eq!(
+            back.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+            want[n - PAGE_SIZE..n]
+        );
+        let totals = transaction_totals(&c, &f).unwrap();
+        assert_eq!(totals.count, want.len() as i64);
+        // The plan: the sort is on the covering index, the table is read by id.
+        let (mut q, from) = txn_query(&f);
+        q.limit = Some(PAGE_SIZE + 1);
+        let (sql, _) = q.sql(TXN_COLUMNS, &from, None);
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params_from_iter(q.params.iter()), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("COVERING INDEX qiwi_transaction_account"),
+            "{plan}"
+        );
+        assert!(plan.contains("INTEGER PRIMARY KEY (rowid=?)"), "{plan}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::RETRY_AFTER;
 use url::Url;
 
 use super::signing::Signer;
@@ -37,6 +37,21 @@ pub struct Sent {
     pub body: String,
     /// How long the attempt took.
     pub duration: Duration,
+    /// The request as sent.
+    pub request: SentRequest,
+}
+
+/// A webhook request as it was sent, for the attempt history (migration 0008).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentRequest {
+    /// The URL, masked like check-config does (`ops::redact::url`): user info, query values
+    /// and fragment as `***`.
+    pub url: String,
+    /// The headers the gateway set, in the order sent, one `name: value` a line (the HTTP
+    /// client adds `host`, `accept` and `content-length` itself).
+    pub headers: String,
+    /// The JSON body, byte for byte.
+    pub body: String,
 }
 
 /// Why an attempt did not count as delivered. Displayed as `kind: detail`, which is what the
@@ -120,17 +135,27 @@ impl Deliverer {
     pub async fn send(&self, due: &Due, timestamp: i64) -> Sent {
         let body = payload(due);
         let id = message_id(&due.code);
-        let mut req = self
-            .client
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header("webhook-id", &id);
+        let mut headers: Vec<(&'static str, String)> = vec![
+            ("content-type", "application/json".to_owned()),
+            ("user-agent", crate::USER_AGENT.to_owned()),
+            ("webhook-id", id.clone()),
+        ];
         if let Some(signer) = &self.signer {
-            req = req.header("webhook-timestamp", timestamp).header(
+            headers.push(("webhook-timestamp", timestamp.to_string()));
+            headers.push((
                 "webhook-signature",
                 signer.sign(&id, timestamp, body.as_bytes()),
-            );
+            ));
         }
+        let mut req = self.client.post(self.url.clone());
+        for (name, value) in &headers {
+            req = req.header(*name, value.as_str());
+        }
+        let request = SentRequest {
+            url: crate::ops::redact::url(&self.url),
+            headers: headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect(),
+            body: body.clone(),
+        };
         let started = Instant::now();
         let sent = req.body(body).send().await;
         let (http_status, failure, retry_after, body) = match sent {
@@ -162,6 +187,7 @@ impl Deliverer {
             retry_after,
             body,
             duration: started.elapsed(),
+            request,
         }
     }
 

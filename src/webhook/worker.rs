@@ -436,6 +436,11 @@ async fn attempt(inner: Arc<Inner>, due: Due, permit: OwnedSemaphorePermit) {
         error: sent.failure.as_ref().map(ToString::to_string),
         duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
         response_body: sent.body,
+        request: Some(outbox::AttemptRequest {
+            url: sent.request.url,
+            headers: sent.request.headers,
+            body: sent.request.body,
+        }),
         verdict,
     };
     inner.record(record).await;
@@ -482,6 +487,7 @@ mod tests {
             retry_after: retry_after.map(str::to_owned),
             body: String::new(),
             duration: Duration::ZERO,
+            request: Default::default(),
         }
     }
 

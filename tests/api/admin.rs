@@ -1499,3 +1499,233 @@ async fn display_fields_of_a_check_are_shown_on_its_request_page() {
         .await;
     assert!(!html.contains("display-fields"), "a pay has no fields");
 }
+
+/// Every `&…;` askama writes, back to text.
+fn unhtml(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&#60;", "<")
+        .replace("&gt;", ">")
+        .replace("&#62;", ">")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
+}
+
+/// The text inside the first `<tag …id/class marker…>…</tag>` after `marker`.
+fn inner(html: &str, marker: &str, close: &str) -> String {
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let rest = &html[start..];
+    let open_end = rest.find('>').unwrap() + 1;
+    let end = rest.find(close).unwrap();
+    unhtml(&rest[open_end..end])
+}
+
+/// Issue 16.3: each attempt's request as sent (URL masked, headers, body) is stored and shown
+/// beside its answer, equal byte for byte to what a real receiver got; "copy as curl" for the
+/// newest; the signature debugger's verdicts over HTTP.
+#[tokio::test]
+async fn the_transaction_page_shows_each_attempts_request_as_the_receiver_got_it() {
+    type Seen = Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let backend = spawn_backend(axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let n = {
+                        let mut s = sink.lock().unwrap();
+                        s.push((headers, body.to_vec()));
+                        s.len()
+                    };
+                    if n == 1 {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy <now>")
+                    } else {
+                        (axum::http::StatusCode::OK, "thanks")
+                    }
+                }
+            },
+        ),
+    ))
+    .await;
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.webhook_url = Some(
+            format!(
+                "{}/hook?token=s3cr3t-token",
+                backend.replace("http://", "http://hookuser:hookpass@")
+            )
+            .parse()
+            .unwrap(),
+        );
+        c.webhook_secret = Some(Secret(SECRET.into()));
+    })
+    .await;
+    app.pay("900", "79991234567", "3.21").await;
+    let attempts = || app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt");
+    eventually("the first attempt", || attempts() == 1).await;
+    let admin = login(&app).await;
+    let resp = admin
+        .post(&app, "/admin/transactions/1/resend", Some(&admin.csrf))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    eventually("the second attempt", || attempts() == 2).await;
+    let received = seen.lock().unwrap().clone();
+    assert_eq!(received.len(), 2);
+
+    // Stored, per attempt, as the receiver got it.
+    let stored: Vec<(String, String, String)> = {
+        let db = app.db();
+        let mut st = db
+            .prepare(
+                "SELECT request_url, request_headers, request_body FROM qiwi_webhook_attempt
+                 ORDER BY id",
+            )
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    for ((url, headers, body), (got_headers, got_body)) in stored.iter().zip(&received) {
+        assert_eq!(
+            body.as_bytes(),
+            got_body.as_slice(),
+            "the body byte for byte"
+        );
+        assert!(
+            !url.contains("s3cr3t") && !url.contains("hookpass"),
+            "{url}"
+        );
+        assert!(url.ends_with("/hook?token=***"), "{url}");
+        let mut names = Vec::new();
+        for line in headers.lines() {
+            let (name, value) = line.split_once(": ").unwrap();
+            assert_eq!(
+                got_headers.get(name).map(|v| v.as_bytes()),
+                Some(value.as_bytes()),
+                "header {name}"
+            );
+            names.push(name);
+        }
+        for h in [
+            "content-type",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+        ] {
+            assert!(names.contains(&h), "{h} in {headers}");
+        }
+    }
+
+    // Shown on the page, beside the answers, newest first; curl for the newest.
+    let (_, html) = admin.get(&app, "/admin/transactions/1").await;
+    let first = html.find("id=\"attempt-").unwrap();
+    let shown_body = inner(&html[first..], "request-body", "</pre>");
+    assert_eq!(shown_body.as_bytes(), received[1].1.as_slice());
+    let head = inner(&html[first..], "request-head", "</pre>");
+    assert!(head.starts_with("POST http://***:***@127.0.0.1"), "{head}");
+    let sig1 = received[1].0["webhook-signature"].to_str().unwrap();
+    assert!(
+        head.contains(&format!("webhook-signature: {sig1}")),
+        "{head}"
+    );
+    let answer = inner(&html[first..], "class=\"code wire response\"", "</pre>");
+    assert!(
+        answer.contains("HTTP 200") && answer.contains("thanks"),
+        "{answer}"
+    );
+    assert!(
+        unhtml(&html).contains("busy <now>"),
+        "the failed attempt's answer too"
+    );
+    let curl = inner(&html, "id=\"curl\"", "</textarea>");
+    assert!(
+        curl.starts_with("curl -X POST 'http://***:***@127.0.0.1"),
+        "{curl}"
+    );
+    assert!(
+        curl.contains(&format!("-H 'webhook-signature: {sig1}'")),
+        "{curl}"
+    );
+    let body1 = String::from_utf8(received[1].1.clone()).unwrap();
+    assert!(
+        curl.ends_with(&format!("--data-binary '{}'", body1.replace('\'', r"'\''"))),
+        "{curl}"
+    );
+
+    // The debugger: what attempt 2 signed, and the verdicts.
+    let ts1 = received[1].0["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let id1 = received[1].0["webhook-id"].to_str().unwrap().to_owned();
+    let (status, page) = admin.get(&app, "/admin/transactions/1/signature").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        inner(&page, "id=\"signed\"", "</pre>"),
+        format!("{id1}.{ts1}.{body1}")
+    );
+    assert!(
+        !page.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "the secret never shows"
+    );
+    let verify = |signature: String, timestamp: String, body: String| {
+        let admin = &admin;
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .post(format!("{}/admin/transactions/1/signature", app.base))
+                .header(COOKIE, format!("qg_session={}", admin.cookie))
+                .form_body(&[
+                    ("csrf", admin.csrf.as_str()),
+                    ("attempt", "2"),
+                    ("signature", &signature),
+                    ("timestamp", &timestamp),
+                    ("body", &body),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let html = resp.text().await.unwrap();
+            let re = Regex::new(r#"data-kind="([a-z-]+)">.*?class="badge (ok|bad)""#).unwrap();
+            re.captures_iter(&html)
+                .map(|c| (c[1].to_owned(), &c[2] == "ok"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let v = verify(sig1.to_owned(), ts1.clone(), body1.clone()).await;
+    assert!(v.contains(&("signature".into(), true)), "{v:?}");
+    assert!(v.contains(&("body".into(), true)), "{v:?}");
+    let other = qiwi_gateway::webhook::signing::Signer::new("whsec_b3RoZXIgc2VjcmV0").unwrap();
+    let wrong = other.sign(&id1, ts1.parse().unwrap(), body1.as_bytes());
+    let v = verify(wrong, ts1.clone(), String::new()).await;
+    assert!(v.contains(&("secret".into(), false)), "{v:?}");
+    let reserialised = body1.replacen(':', ": ", 1);
+    let v = verify(sig1.to_owned(), ts1.clone(), reserialised).await;
+    assert!(v.contains(&("body".into(), false)), "{v:?}");
+    let v = verify("v1 abc".into(), ts1.clone(), String::new()).await;
+    assert!(v.contains(&("signature-header".into(), false)), "{v:?}");
+    let old = (ts1.parse::<i64>().unwrap() - 3600).to_string();
+    let v = verify(sig1.to_owned(), old, String::new()).await;
+    assert!(v.contains(&("timestamp".into(), false)), "{v:?}");
+    assert!(v.contains(&("window".into(), false)), "{v:?}");
+    // Without the session's CSRF token the form is refused like the others.
+    let resp = app
+        .client
+        .post(format!("{}/admin/transactions/1/signature", app.base))
+        .header(COOKIE, format!("qg_session={}", admin.cookie))
+        .form_body(&[("signature", sig1)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}

@@ -164,6 +164,7 @@ async fn the_cli_reports_every_difference_in_every_encoding_and_delimiter() {
             .env_clear()
             .current_dir(dir.path())
             .env("DATABASE_PATH", &app.db_path)
+            .env("USER", "accountant")
             .arg("reconcile")
             .arg(&path)
             .output()
@@ -220,7 +221,29 @@ async fn the_cli_reports_every_difference_in_every_encoding_and_delimiter() {
             ]
         );
         assert_eq!(stored_lines(&app, id), expected_stored(), "{name}");
+        // Audited (issue 16.3): who ran it (the OS user), from where, which report.
+        let audit: (String, String, String, String) = app
+            .db()
+            .query_row(
+                "SELECT username, ip, action, detail FROM admin_audit ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            audit,
+            (
+                "cli:accountant".to_owned(),
+                "local".to_owned(),
+                "reconcile".to_owned(),
+                format!("reconciliation {id} of “{name}”: 6 difference(s)")
+            )
+        );
     }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM admin_audit"),
+        variants().len() as i64
+    );
     // Reconciling only reads: the payments are as they were.
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 6);
     assert_eq!(
@@ -451,6 +474,33 @@ async fn an_uploaded_registry_is_reported_stored_listed_and_downloadable() {
         .unwrap();
     assert_eq!(sha.len(), 64);
     assert!(html.contains(&sha));
+    // Each upload is on the audit page: who, from where, which report.
+    let (_, html) = get(&app, &session, "/admin/audit").await;
+    for (n, (name, _)) in variants().into_iter().enumerate() {
+        let detail = format!("reconciliation {} of “{name}”: 6 difference(s)", n + 1);
+        assert!(html.contains(&detail), "{detail}: {html}");
+    }
+    let rows: Vec<(String, String, String)> = {
+        let db = app.db();
+        let mut st = db
+            .prepare("SELECT username, ip, action FROM admin_audit ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(rows.len(), variants().len());
+    for r in rows {
+        assert_eq!(
+            r,
+            (
+                "admin".to_owned(),
+                "127.0.0.1".to_owned(),
+                "reconcile".to_owned()
+            )
+        );
+    }
 }
 
 #[tokio::test]
