@@ -11,6 +11,7 @@ pub mod maintenance;
 mod migrations;
 pub mod outbox;
 pub mod reconcile;
+pub mod seed;
 pub mod test_payments;
 pub mod transactions;
 mod writer;
