@@ -494,7 +494,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seed.db");
         let spec = Spec {
-            transactions: 30_000,
+            transactions: 12_000,
             log_rows: 4_000,
             days: 30,
             log_days: 3,
@@ -502,12 +502,12 @@ mod tests {
             now: Utc::now(),
         };
         let report = seed(&path, &spec).unwrap();
-        assert_eq!(report.transactions, 30_000);
+        assert_eq!(report.transactions, 12_000);
         assert_eq!(report.log_rows, 4_000);
         assert!(seed(&path, &spec).is_err(), "an existing file is refused");
         let c = Connection::open(&path).unwrap();
         let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
-        assert_eq!(one("SELECT count(*) FROM qiwi_transaction"), 30_000);
+        assert_eq!(one("SELECT count(*) FROM qiwi_transaction"), 12_000);
         assert_eq!(one("SELECT count(*) FROM qiwi_http_log"), 4_000);
         assert_eq!(
             one("SELECT count(*) FROM qiwi_webhook_attempt") as u64,
@@ -531,7 +531,7 @@ mod tests {
         );
         assert_eq!(
             one("SELECT sum(payments) FROM stats_hour"),
-            30_000,
+            12_000,
             "the charts count every payment"
         );
         assert_eq!(

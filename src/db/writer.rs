@@ -20,6 +20,8 @@ const QUEUE: usize = 4096;
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Prepared statements the writer's connection keeps (rusqlite's default is 16).
+const STATEMENT_CACHE: usize = 128;
 
 /// What the thread calls with the commit's outcome once the batch is committed or rolled back.
 type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
@@ -38,6 +40,9 @@ impl Writer {
     /// Between batches it restarts the WAL whenever `restart_wal` is raised.
     pub fn start(conn: Connection, restart_wal: Arc<AtomicBool>) -> Writer {
         let (jobs, rx) = mpsc::channel(QUEUE);
+        // Room for every statement the writer runs (pays, the log, the outbox, housekeeping,
+        // the admin's writes) so none is pushed out of the cache and parsed again.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         std::thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || run(conn, rx, &restart_wal))
@@ -98,25 +103,23 @@ fn commit_batch(
     jobs: impl Iterator<Item = Job>,
 ) -> Result<Vec<Reply>, BatchError> {
     let mut replies = Vec::new();
-    let mut tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            // Run nothing: each job must still be answered.
-            let replies = jobs.map(fail_job).collect();
-            return Err((replies, e.into()));
-        }
-    };
+    // BEGIN, COMMIT and the savepoint statements are prepared once and kept in the
+    // connection's cache: parsing them again for every batch and job was a measurable share
+    // of a pay's instructions (`bench/run cost`, docs/performance.md).
+    if let Err(e) = cached(conn, "BEGIN") {
+        // Run nothing: each job must still be answered.
+        let replies = jobs.map(fail_job).collect();
+        return Err((replies, e.into()));
+    }
     for job in jobs {
-        let reply = match tx.savepoint_with_name("job") {
-            Ok(mut sp) => {
-                let (ok, reply) = job(&sp);
-                if !ok {
-                    // Undo only this job's changes; the rest of the batch still commits.
-                    if let Err(e) = sp.rollback() {
-                        tracing::error!(error = %e, "rolling back a savepoint failed");
-                    }
+        let reply = match cached(conn, "SAVEPOINT job") {
+            Ok(()) => {
+                let (ok, reply) = job(conn);
+                // Undo only this job's changes; the rest of the batch still commits.
+                if !ok && let Err(e) = cached(conn, "ROLLBACK TO job") {
+                    tracing::error!(error = %e, "rolling back a savepoint failed");
                 }
-                if let Err(e) = sp.commit() {
+                if let Err(e) = cached(conn, "RELEASE job") {
                     tracing::error!(error = %e, "releasing a savepoint failed");
                 }
                 reply
@@ -128,10 +131,23 @@ fn commit_batch(
         };
         replies.push(reply);
     }
-    match tx.commit() {
+    match cached(conn, "COMMIT") {
         Ok(()) => Ok(replies),
-        Err(e) => Err((replies, e.into())),
+        Err(e) => {
+            // A failed COMMIT may leave the transaction open: end it, undoing the batch.
+            if !conn.is_autocommit()
+                && let Err(e) = cached(conn, "ROLLBACK")
+            {
+                tracing::error!(error = %e, "rolling back a failed batch failed");
+            }
+            Err((replies, e.into()))
+        }
     }
+}
+
+/// Runs one of the transaction statements from the connection's statement cache.
+fn cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Answers a job that could not run: its work never happens, and dropping it drops its reply
