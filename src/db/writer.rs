@@ -80,7 +80,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, restart_wal: &AtomicBo
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         // rusqlite errors are not Clone: every caller learns the commit failed, and why.
-        let (replies, outcome) = match commit_batch(&mut conn, batch.drain(..)) {
+        let (replies, outcome) = match commit_batch(&mut conn, &mut batch) {
             Ok(replies) => (replies, Ok(())),
             Err((replies, e)) => {
                 tracing::error!(error = %e, "database commit failed");
@@ -98,20 +98,33 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, restart_wal: &AtomicBo
 
 type BatchError = (Vec<Reply>, DbError);
 
-fn commit_batch(
-    conn: &mut Connection,
-    jobs: impl Iterator<Item = Job>,
-) -> Result<Vec<Reply>, BatchError> {
-    let mut replies = Vec::new();
+fn commit_batch(conn: &mut Connection, jobs: &mut Vec<Job>) -> Result<Vec<Reply>, BatchError> {
     // BEGIN, COMMIT and the savepoint statements are prepared once and kept in the
     // connection's cache: parsing them again for every batch and job was a measurable share
     // of a pay's instructions (`bench/run cost`, docs/performance.md).
     if let Err(e) = cached(conn, "BEGIN") {
         // Run nothing: each job must still be answered.
-        let replies = jobs.map(fail_job).collect();
+        let replies = jobs.drain(..).map(fail_job).collect();
         return Err((replies, e.into()));
     }
-    for job in jobs {
+    if jobs.len() == 1
+        && let Some(job) = jobs.pop()
+    {
+        // A batch of one (a lone pay when the queue is quiet) needs no savepoint: should the
+        // job fail, the transaction is its own and is rolled back whole. A savepoint would
+        // first copy every page the job changes into the statement journal.
+        let (ok, reply) = job(conn);
+        if !ok {
+            rollback(conn);
+            return Ok(vec![reply]);
+        }
+        return match commit(conn) {
+            Ok(()) => Ok(vec![reply]),
+            Err(e) => Err((vec![reply], e.into())),
+        };
+    }
+    let mut replies = Vec::with_capacity(jobs.len());
+    for job in jobs.drain(..) {
         let reply = match cached(conn, "SAVEPOINT job") {
             Ok(()) => {
                 let (ok, reply) = job(conn);
@@ -131,17 +144,28 @@ fn commit_batch(
         };
         replies.push(reply);
     }
-    match cached(conn, "COMMIT") {
+    match commit(conn) {
         Ok(()) => Ok(replies),
-        Err(e) => {
-            // A failed COMMIT may leave the transaction open: end it, undoing the batch.
-            if !conn.is_autocommit()
-                && let Err(e) = cached(conn, "ROLLBACK")
-            {
-                tracing::error!(error = %e, "rolling back a failed batch failed");
-            }
-            Err((replies, e.into()))
-        }
+        Err(e) => Err((replies, e.into())),
+    }
+}
+
+/// Commits the open transaction; when the COMMIT fails (a deferred constraint, a full disk)
+/// the transaction is rolled back, so the next batch starts clean.
+fn commit(conn: &Connection) -> rusqlite::Result<()> {
+    let result = cached(conn, "COMMIT");
+    if result.is_err() {
+        rollback(conn);
+    }
+    result
+}
+
+/// Rolls back the open transaction, if SQLite has not already done so.
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = cached(conn, "ROLLBACK")
+    {
+        tracing::error!(error = %e, "rolling back a batch failed");
     }
 }
 
@@ -213,6 +237,27 @@ mod tests {
         assert!(good.iter().all(Result::is_ok));
         assert!(bad.is_err());
         assert_eq!(count(&w).await, 5, "the bad job's first insert was undone");
+    }
+
+    #[tokio::test]
+    async fn a_lone_failing_job_is_rolled_back_and_the_writer_goes_on() {
+        let w = writer();
+        let bad = w
+            .write(|c| {
+                c.execute("INSERT INTO child (id) VALUES (100)", [])?;
+                Ok(c.execute("INSERT INTO no_such_table VALUES (1)", [])?)
+            })
+            .await;
+        assert!(matches!(bad, Err(DbError::Sqlite(_))), "{bad:?}");
+        assert_eq!(count(&w).await, 0, "the lone job's first insert was undone");
+        // A lone deferred-constraint failure fails at COMMIT, and is undone too.
+        let poison =
+            w.write(|c| Ok(c.execute("INSERT INTO child (id, parent) VALUES (99, 7)", [])?));
+        assert!(matches!(poison.await, Err(DbError::Commit(_))));
+        w.write(|c| Ok(c.execute("INSERT INTO child (id) VALUES (1)", [])?))
+            .await
+            .unwrap();
+        assert_eq!(count(&w).await, 1);
     }
 
     #[tokio::test]
