@@ -5,6 +5,11 @@
 //! Run: `cargo bench --bench admin_pages`. Prints one line per page: the median and the
 //! slowest of RUNS requests after a warm-up, in milliseconds, measured by the client (so the
 //! server-side time is at most that).
+//!
+//! With `DB=path` it seeds nothing and times the pages on that existing database (e.g. one
+//! written by `examples/seed.rs`, as `bench/run scale` does); the account, txn_id and day the
+//! filtered pages ask for are then those of the middle row, and the deep pages start at id
+//! 1000.
 
 #![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
 
@@ -238,14 +243,17 @@ async fn time_page(
 }
 
 fn main() {
-    let rows: usize = std::env::var("ROWS")
+    let existing = std::env::var_os("DB").map(std::path::PathBuf::from);
+    let mut rows: usize = std::env::var("ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database_path: dir.path().join("bench.db"),
+        database_path: existing
+            .clone()
+            .unwrap_or_else(|| dir.path().join("bench.db")),
         admin_password: Some(Secret(PASSWORD.into())),
         // The seeded year of log rows stays: no retention pruning while timing.
         log_retention: None,
@@ -255,9 +263,35 @@ fn main() {
     rt.block_on(async {
         let state = AppState::new(config.clone()).unwrap();
         let path = config.database_path.clone();
-        tokio::task::spawn_blocking(move || seed(&path, rows))
-            .await
-            .unwrap();
+        let (some_account, some_code, mid_day, mid) = if existing.is_some() {
+            let c = Connection::open(&path).unwrap();
+            rows = c
+                .query_row("SELECT count(*) FROM qiwi_transaction", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap() as usize;
+            let mid = rows / 2;
+            let (account, code, day): (String, String, String) = c
+                .query_row(
+                    "SELECT account, code, substr(created_at, 1, 10) FROM qiwi_transaction
+                     WHERE id >= ?1 ORDER BY id LIMIT 1",
+                    [mid as i64 + 1],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap();
+            (account, code, day, mid)
+        } else {
+            tokio::task::spawn_blocking(move || seed(&path, rows))
+                .await
+                .unwrap();
+            let mid = rows / 2;
+            (
+                account(12_345),
+                (10_000_000 + mid).to_string(),
+                time_at(mid, rows).format("%Y-%m-%d").to_string(),
+                mid,
+            )
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = app::start(state, async {
             let _ = stopped.await;
@@ -272,10 +306,6 @@ fn main() {
         let session = login(&client, &base).await;
 
         let deep_txn = 1_000; // rows older than id 1000: the last pages
-        let mid = rows / 2;
-        let mid_day = time_at(mid, rows).format("%Y-%m-%d").to_string();
-        let some_account = account(12_345);
-        let some_code = 10_000_000 + mid;
         let pages: Vec<(&str, String)> = vec![
             ("dashboard", "/admin".into()),
             ("transactions: first page", "/admin/transactions".into()),

@@ -20,8 +20,8 @@ use base64::engine::general_purpose::STANDARD;
 use super::session::Session;
 use super::view::Fmt;
 use super::{AdminError, Layout, not_found_page, render};
-use crate::state::AppState;
 use crate::db::outbox::{self, AttemptRequest};
+use crate::state::AppState;
 use crate::webhook::signing::Signer;
 
 /// Standard Webhooks' tolerance for `webhook-timestamp`, seconds.

@@ -14,6 +14,7 @@ mod migrations;
 pub mod outbox;
 pub mod pager;
 pub mod reconcile;
+pub mod seed;
 pub mod sessions;
 pub mod test_payments;
 pub mod transactions;

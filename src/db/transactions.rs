@@ -58,6 +58,36 @@ pub fn store(
     now_text: &str,
     now_ms: i64,
 ) -> Result<StoreOutcome, DbError> {
+    if accept_new {
+        // The common case first: a new txn_id is one insert; only a known one (the unique
+        // index refuses it, and `DO NOTHING` leaves the row as it was) needs the lookup below.
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO qiwi_transaction
+                     (account, code, sum, status, created_at, sum_minor, txn_date, extra,
+                      delivery_due_ms)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (code) DO NOTHING",
+            )?
+            .execute(params![
+                p.account,
+                p.code,
+                // The float column is the original product's; sum_minor is exact.
+                p.sum_minor as f64 / 100.0,
+                now_text,
+                p.sum_minor,
+                p.txn_date,
+                p.extra,
+                now_ms
+            ])?;
+        if inserted == 1 {
+            return Ok(StoreOutcome::Created(Stored {
+                id: conn.last_insert_rowid(),
+                account: p.account.clone(),
+                sum_minor: p.sum_minor,
+            }));
+        }
+    }
     let existing = conn
         .prepare_cached("SELECT id, account, sum_minor FROM qiwi_transaction WHERE code = ?1")?
         .query_row([&p.code], |r| {
@@ -68,37 +98,14 @@ pub fn store(
             })
         })
         .optional()?;
-    if let Some(s) = existing {
-        return Ok(if s.account == p.account && s.sum_minor == p.sum_minor {
+    Ok(match existing {
+        Some(s) if s.account == p.account && s.sum_minor == p.sum_minor => {
             StoreOutcome::Repeated(s)
-        } else {
-            StoreOutcome::Conflict(s)
-        });
-    }
-    if !accept_new {
-        return Ok(StoreOutcome::Refused);
-    }
-    conn.prepare_cached(
-        "INSERT INTO qiwi_transaction
-             (account, code, sum, status, created_at, sum_minor, txn_date, extra, delivery_due_ms)
-         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        p.account,
-        p.code,
-        // The float column is the original product's; sum_minor is exact.
-        p.sum_minor as f64 / 100.0,
-        now_text,
-        p.sum_minor,
-        p.txn_date,
-        p.extra,
-        now_ms
-    ])?;
-    Ok(StoreOutcome::Created(Stored {
-        id: conn.last_insert_rowid(),
-        account: p.account.clone(),
-        sum_minor: p.sum_minor,
-    }))
+        }
+        Some(s) => StoreOutcome::Conflict(s),
+        // Not stored before: refused while new payments are off.
+        None => StoreOutcome::Refused,
+    })
 }
 
 /// Makes webhook deliveries due at `now_ms`: of one transaction (delivered or not: it is sent

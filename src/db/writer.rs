@@ -20,6 +20,8 @@ const QUEUE: usize = 4096;
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Prepared statements the writer's connection keeps (rusqlite's default is 16).
+const STATEMENT_CACHE: usize = 128;
 
 /// What the thread calls with the commit's outcome once the batch is committed or rolled back.
 type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
@@ -38,6 +40,9 @@ impl Writer {
     /// Between batches it restarts the WAL whenever `restart_wal` is raised.
     pub fn start(conn: Connection, restart_wal: Arc<AtomicBool>) -> Writer {
         let (jobs, rx) = mpsc::channel(QUEUE);
+        // Room for every statement the writer runs (pays, the log, the outbox, housekeeping,
+        // the admin's writes) so none is pushed out of the cache and parsed again.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         std::thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || run(conn, rx, &restart_wal))
@@ -75,7 +80,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, restart_wal: &AtomicBo
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         // rusqlite errors are not Clone: every caller learns the commit failed, and why.
-        let (replies, outcome) = match commit_batch(&mut conn, batch.drain(..)) {
+        let (replies, outcome) = match commit_batch(&mut conn, &mut batch) {
             Ok(replies) => (replies, Ok(())),
             Err((replies, e)) => {
                 tracing::error!(error = %e, "database commit failed");
@@ -93,30 +98,41 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, restart_wal: &AtomicBo
 
 type BatchError = (Vec<Reply>, DbError);
 
-fn commit_batch(
-    conn: &mut Connection,
-    jobs: impl Iterator<Item = Job>,
-) -> Result<Vec<Reply>, BatchError> {
-    let mut replies = Vec::new();
-    let mut tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            // Run nothing: each job must still be answered.
-            let replies = jobs.map(fail_job).collect();
-            return Err((replies, e.into()));
+fn commit_batch(conn: &mut Connection, jobs: &mut Vec<Job>) -> Result<Vec<Reply>, BatchError> {
+    // BEGIN, COMMIT and the savepoint statements are prepared once and kept in the
+    // connection's cache: parsing them again for every batch and job was a measurable share
+    // of a pay's instructions (`bench/run cost`, docs/performance.md).
+    if let Err(e) = cached(conn, "BEGIN") {
+        // Run nothing: each job must still be answered.
+        let replies = jobs.drain(..).map(fail_job).collect();
+        return Err((replies, e.into()));
+    }
+    if jobs.len() == 1
+        && let Some(job) = jobs.pop()
+    {
+        // A batch of one (a lone pay when the queue is quiet) needs no savepoint: should the
+        // job fail, the transaction is its own and is rolled back whole. A savepoint would
+        // first copy every page the job changes into the statement journal.
+        let (ok, reply) = job(conn);
+        if !ok {
+            rollback(conn);
+            return Ok(vec![reply]);
         }
-    };
-    for job in jobs {
-        let reply = match tx.savepoint_with_name("job") {
-            Ok(mut sp) => {
-                let (ok, reply) = job(&sp);
-                if !ok {
-                    // Undo only this job's changes; the rest of the batch still commits.
-                    if let Err(e) = sp.rollback() {
-                        tracing::error!(error = %e, "rolling back a savepoint failed");
-                    }
+        return match commit(conn) {
+            Ok(()) => Ok(vec![reply]),
+            Err(e) => Err((vec![reply], e.into())),
+        };
+    }
+    let mut replies = Vec::with_capacity(jobs.len());
+    for job in jobs.drain(..) {
+        let reply = match cached(conn, "SAVEPOINT job") {
+            Ok(()) => {
+                let (ok, reply) = job(conn);
+                // Undo only this job's changes; the rest of the batch still commits.
+                if !ok && let Err(e) = cached(conn, "ROLLBACK TO job") {
+                    tracing::error!(error = %e, "rolling back a savepoint failed");
                 }
-                if let Err(e) = sp.commit() {
+                if let Err(e) = cached(conn, "RELEASE job") {
                     tracing::error!(error = %e, "releasing a savepoint failed");
                 }
                 reply
@@ -128,10 +144,34 @@ fn commit_batch(
         };
         replies.push(reply);
     }
-    match tx.commit() {
+    match commit(conn) {
         Ok(()) => Ok(replies),
         Err(e) => Err((replies, e.into())),
     }
+}
+
+/// Commits the open transaction; when the COMMIT fails (a deferred constraint, a full disk)
+/// the transaction is rolled back, so the next batch starts clean.
+fn commit(conn: &Connection) -> rusqlite::Result<()> {
+    let result = cached(conn, "COMMIT");
+    if result.is_err() {
+        rollback(conn);
+    }
+    result
+}
+
+/// Rolls back the open transaction, if SQLite has not already done so.
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = cached(conn, "ROLLBACK")
+    {
+        tracing::error!(error = %e, "rolling back a batch failed");
+    }
+}
+
+/// Runs one of the transaction statements from the connection's statement cache.
+fn cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Answers a job that could not run: its work never happens, and dropping it drops its reply
@@ -197,6 +237,27 @@ mod tests {
         assert!(good.iter().all(Result::is_ok));
         assert!(bad.is_err());
         assert_eq!(count(&w).await, 5, "the bad job's first insert was undone");
+    }
+
+    #[tokio::test]
+    async fn a_lone_failing_job_is_rolled_back_and_the_writer_goes_on() {
+        let w = writer();
+        let bad = w
+            .write(|c| {
+                c.execute("INSERT INTO child (id) VALUES (100)", [])?;
+                Ok(c.execute("INSERT INTO no_such_table VALUES (1)", [])?)
+            })
+            .await;
+        assert!(matches!(bad, Err(DbError::Sqlite(_))), "{bad:?}");
+        assert_eq!(count(&w).await, 0, "the lone job's first insert was undone");
+        // A lone deferred-constraint failure fails at COMMIT, and is undone too.
+        let poison =
+            w.write(|c| Ok(c.execute("INSERT INTO child (id, parent) VALUES (99, 7)", [])?));
+        assert!(matches!(poison.await, Err(DbError::Commit(_))));
+        w.write(|c| Ok(c.execute("INSERT INTO child (id) VALUES (1)", [])?))
+            .await
+            .unwrap();
+        assert_eq!(count(&w).await, 1);
     }
 
     #[tokio::test]
