@@ -51,6 +51,10 @@ pub enum StoreOutcome {
 /// Stores `p` unless its `code` is known, in which case the earlier row decides the outcome.
 /// The new row's webhook delivery is due at `now_ms` in the same transaction, so a payment
 /// never exists without its pending delivery.
+///
+/// The lookup comes first on purpose: an `INSERT ... ON CONFLICT DO NOTHING` that meets a
+/// known `code` still advances `AUTOINCREMENT`'s counter, so every repeated pay would skip a
+/// `prv_txn` and the ids would stop following the payments one by one.
 pub fn store(
     conn: &Connection,
     p: &NewPayment,
@@ -58,36 +62,6 @@ pub fn store(
     now_text: &str,
     now_ms: i64,
 ) -> Result<StoreOutcome, DbError> {
-    if accept_new {
-        // The common case first: a new txn_id is one insert; only a known one (the unique
-        // index refuses it, and `DO NOTHING` leaves the row as it was) needs the lookup below.
-        let inserted = conn
-            .prepare_cached(
-                "INSERT INTO qiwi_transaction
-                     (account, code, sum, status, created_at, sum_minor, txn_date, extra,
-                      delivery_due_ms)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (code) DO NOTHING",
-            )?
-            .execute(params![
-                p.account,
-                p.code,
-                // The float column is the original product's; sum_minor is exact.
-                p.sum_minor as f64 / 100.0,
-                now_text,
-                p.sum_minor,
-                p.txn_date,
-                p.extra,
-                now_ms
-            ])?;
-        if inserted == 1 {
-            return Ok(StoreOutcome::Created(Stored {
-                id: conn.last_insert_rowid(),
-                account: p.account.clone(),
-                sum_minor: p.sum_minor,
-            }));
-        }
-    }
     let existing = conn
         .prepare_cached("SELECT id, account, sum_minor FROM qiwi_transaction WHERE code = ?1")?
         .query_row([&p.code], |r| {
@@ -98,14 +72,37 @@ pub fn store(
             })
         })
         .optional()?;
-    Ok(match existing {
-        Some(s) if s.account == p.account && s.sum_minor == p.sum_minor => {
+    if let Some(s) = existing {
+        return Ok(if s.account == p.account && s.sum_minor == p.sum_minor {
             StoreOutcome::Repeated(s)
-        }
-        Some(s) => StoreOutcome::Conflict(s),
-        // Not stored before: refused while new payments are off.
-        None => StoreOutcome::Refused,
-    })
+        } else {
+            StoreOutcome::Conflict(s)
+        });
+    }
+    if !accept_new {
+        return Ok(StoreOutcome::Refused);
+    }
+    conn.prepare_cached(
+        "INSERT INTO qiwi_transaction
+             (account, code, sum, status, created_at, sum_minor, txn_date, extra, delivery_due_ms)
+         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        p.account,
+        p.code,
+        // The float column is the original product's; sum_minor is exact.
+        p.sum_minor as f64 / 100.0,
+        now_text,
+        p.sum_minor,
+        p.txn_date,
+        p.extra,
+        now_ms
+    ])?;
+    Ok(StoreOutcome::Created(Stored {
+        id: conn.last_insert_rowid(),
+        account: p.account.clone(),
+        sum_minor: p.sum_minor,
+    }))
 }
 
 /// Makes webhook deliveries due at `now_ms`: of one transaction (delivered or not: it is sent
@@ -514,6 +511,40 @@ mod tests {
             params![account, code, minor as f64 / 100.0, status, at, minor],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn repeats_and_conflicts_do_not_use_up_ids() {
+        let c = db();
+        let pay = |code: &str, minor: i64| NewPayment {
+            code: code.into(),
+            account: "acc".into(),
+            sum_minor: minor,
+            txn_date: "20240101120000".into(),
+            extra: "{}".into(),
+        };
+        let id = |o: StoreOutcome| match o {
+            StoreOutcome::Created(s) | StoreOutcome::Repeated(s) | StoreOutcome::Conflict(s) => {
+                s.id
+            }
+            StoreOutcome::Refused => panic!("refused"),
+        };
+        let first = id(store(&c, &pay("1", 100), true, "2024-01-01 00:00:00", 0).unwrap());
+        for _ in 0..3 {
+            let again = store(&c, &pay("1", 100), true, "2024-01-01 00:00:00", 0).unwrap();
+            assert!(matches!(again, StoreOutcome::Repeated(_)), "{again:?}");
+        }
+        let conflict = store(&c, &pay("1", 200), true, "2024-01-01 00:00:00", 0).unwrap();
+        assert!(
+            matches!(conflict, StoreOutcome::Conflict(_)),
+            "{conflict:?}"
+        );
+        let next = id(store(&c, &pay("2", 100), true, "2024-01-01 00:00:00", 0).unwrap());
+        assert_eq!(
+            next,
+            first + 1,
+            "the next new payment's prv_txn follows the last one"
+        );
     }
 
     fn all_pages(c: &Connection, f: &TxnFilter) -> Vec<i64> {
