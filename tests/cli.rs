@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
@@ -57,27 +58,11 @@ impl Gateway {
             c.env(k, v);
         }
         let mut child = c.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
         let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(addr) = v["addr"].as_str()
-                    && v["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("listening"))
-                {
-                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-                sink.lock().unwrap().push(line);
-            }
+        let addr = common::listening_addr(&mut child, Duration::from_secs(20), move |line| {
+            sink.lock().unwrap().push(line)
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the gateway logs its address");
         Gateway {
             child,
             addr,

@@ -5,11 +5,12 @@
 
 #![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure report
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qiwi-gateway");
@@ -306,24 +307,7 @@ impl Gateway {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = c.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(addr) = v["addr"].as_str()
-                    && v["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("listening"))
-                {
-                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the gateway logs its address");
+        let addr = common::listening_addr(&mut child, Duration::from_secs(30), drop);
         Gateway { child, addr }
     }
 

@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // a test/bench may unwrap: a panic is its failure report
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use axum::Router;
@@ -41,24 +42,7 @@ impl Gateway {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(addr) = v["addr"].as_str()
-                    && v["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("listening"))
-                {
-                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the gateway logs its address");
+        let addr = common::listening_addr(&mut child, Duration::from_secs(20), drop);
         Gateway { child, addr }
     }
 }
