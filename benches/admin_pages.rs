@@ -249,20 +249,18 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database_path: existing
-            .clone()
-            .unwrap_or_else(|| dir.path().join("bench.db")),
-        admin_password: Some(Secret(PASSWORD.into())),
-        // The seeded year of log rows stays: no retention pruning while timing.
-        log_retention: None,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.server.listen_addr = "127.0.0.1:0".parse().unwrap();
+    config.ops.database_path = existing
+        .clone()
+        .unwrap_or_else(|| dir.path().join("bench.db"));
+    config.admin.password = Some(Secret(PASSWORD.into()));
+    // The seeded year of log rows stays: no retention pruning while timing.
+    config.ops.log_retention = None;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let state = AppState::new(config.clone()).unwrap();
-        let path = config.database_path.clone();
+        let path = config.ops.database_path.clone();
         let (some_account, some_code, mid_day, mid) = if existing.is_some() {
             let c = Connection::open(&path).unwrap();
             rows = c

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    config.timings.housekeeping = Duration::from_millis(ms);
+    config.ops.timings.housekeeping = Duration::from_millis(ms);
     let state = AppState::new(config)?;
     let running = app::start(state, app::shutdown_signal()).await?;
     running.task.await??;

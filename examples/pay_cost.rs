@@ -37,12 +37,10 @@ fn main() {
     let bytes = args.next().as_deref() != Some("count");
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("cost.db");
-    let config = Config {
-        listen_addr: "127.0.0.1:0".parse().expect("a literal address"),
-        database_path: path.clone(),
-        log_retention: None,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.server.listen_addr = "127.0.0.1:0".parse().expect("a literal address");
+    config.ops.database_path = path.clone();
+    config.ops.log_retention = None;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

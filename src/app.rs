@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::config::Checkpointing;
 use crate::ops;
+use crate::ops::Checkpointing;
 use crate::qiwi;
 use crate::webhook::Worker;
 
@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
             crate::http::payment_guard::MAX_BODY as usize,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.config.clone(),
+            state.sections.server.clone(),
             crate::http::limits::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -57,7 +57,7 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds `config.listen_addr` (HTTPS when `tls_cert_file`/`tls_key_file` are set), starts
+/// Binds `config.server.listen_addr` (HTTPS when `tls_cert_file`/`tls_key_file` are set), starts
 /// the webhook worker when `webhook_url` is set, and serves until `shutdown` completes. Then
 /// the server stops accepting and gives requests in flight up to `shutdown_timeout`, while the
 /// worker starts no new attempt and waits (bounded) for those in flight; housekeeping stops,
@@ -66,13 +66,18 @@ pub async fn start(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind(state.config.listen_addr)
+    let listener = TcpListener::bind(state.config.server.listen_addr)
         .await
-        .map_err(|e| anyhow::anyhow!(ops::startup::listen_problem(state.config.listen_addr, &e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(ops::startup::listen_problem(
+                state.config.server.listen_addr,
+                &e
+            ))
+        })?;
     let addr = listener.local_addr()?;
     // Everything that can refuse the start is done before the admin password is generated
     // and printed: a start that then fails must not show a password nobody can use.
-    let tls = match &state.config.tls {
+    let tls = match &state.config.server.tls {
         Some(files) => {
             let config = ops::tls::load(files).await?;
             ops::certs::note_file(&state.tls, &files.cert);
@@ -80,32 +85,38 @@ pub async fn start(
         }
         None => None,
     };
-    let acme = match &state.config.acme {
+    let acme = match &state.config.server.acme {
         Some(settings) => Some(ops::acme::Acme::new(settings.clone(), state.tls.clone())?),
         None => None,
     };
-    let worker = state
-        .config
-        .webhook_settings()
-        .map(|settings| Worker::production(state.db.clone(), settings))
-        .transpose()?;
+    let worker = match state.config.webhook.url {
+        Some(_) => Some(Worker::production(
+            state.db.clone(),
+            state.config.webhook.clone(),
+        )?),
+        None => None,
+    };
     let _ = state.local_addr.set(addr);
     // On the first start without ADMIN_PASSWORD this generates and prints the admin password.
-    admin::init(&state.admin, &state.db, &state.config, addr)
+    let served = admin::password::Served {
+        addr,
+        https: state.config.server.https(),
+    };
+    admin::init(&state.admin, &state.db, &state.config.admin, served)
         .await
         .map_err(|e| anyhow::anyhow!("admin credentials: {e}"))?;
     crate::outbound::trust::warn_if_untrusted(
-        [&state.config.check_url, &state.config.webhook_url]
+        [&state.config.check.url, &state.config.webhook.url]
             .into_iter()
             .flatten(),
     );
-    if state.config.http_auth.is_none() {
+    if state.config.qiwi.http_auth.is_none() {
         tracing::warn!(
             "HTTP_AUTH_USERNAME/HTTP_AUTH_PASSWORD are not set: /payment is OPEN to anyone \
              who can reach it. Set them before giving the URL to QIWI."
         );
     }
-    if state.config.db_checkpoint == Checkpointing::External {
+    if state.config.ops.db_checkpoint == Checkpointing::External {
         // Litestream (or another tool) checkpoints: the gateway's own would race it.
         state.db.set_background_checkpoints(false);
     }
@@ -115,12 +126,12 @@ pub async fn start(
     let stop = CancellationToken::new();
     let worker = match worker {
         Some(worker) => {
-            let url = state.config.webhook_url.as_ref();
+            let url = state.config.webhook.url.as_ref();
             tracing::info!(
                 // Host only: the URL may carry credentials.
                 host = url.and_then(|u| u.host_str()),
-                concurrency = state.config.webhook_concurrency,
-                signed = state.config.webhook_secret.is_some(),
+                concurrency = state.config.webhook.concurrency,
+                signed = state.config.webhook.secret.is_some(),
                 "webhook delivery started"
             );
             let worker = worker.with_metrics(state.metrics.clone());
@@ -137,7 +148,7 @@ pub async fn start(
         }
     };
     let handle = axum_server::Handle::<SocketAddr>::new();
-    let grace = state.config.shutdown_timeout;
+    let grace = state.config.server.shutdown_timeout;
     tokio::spawn({
         let (handle, stop) = (handle.clone(), stop.clone());
         async move {
@@ -155,17 +166,17 @@ pub async fn start(
     });
     let housekeeping = tokio::spawn(ops::housekeeping::run(
         state.db.clone(),
-        state.config.log_retention,
-        state.config.timings.housekeeping,
+        state.config.ops.log_retention,
+        state.config.ops.timings.housekeeping,
         stop.clone(),
     ));
 
     let fd_limit = crate::http::limits::raise_fd_limit();
     let max_connections =
-        crate::http::limits::fit_connections(state.config.http_max_connections, fd_limit);
-    if max_connections < state.config.http_max_connections {
+        crate::http::limits::fit_connections(state.config.server.max_connections, fd_limit);
+    if max_connections < state.config.server.max_connections {
         tracing::warn!(
-            configured = state.config.http_max_connections,
+            configured = state.config.server.max_connections,
             max_connections,
             fd_limit,
             "http_max_connections lowered to fit the open-files limit (raise it with \
@@ -176,8 +187,8 @@ pub async fn start(
         router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
         max_connections,
     );
-    let header_timeout = state.config.http_header_timeout;
-    let request_timeout = state.config.http_request_timeout;
+    let header_timeout = state.config.server.header_timeout;
+    let request_timeout = state.config.server.request_timeout;
     // HTTP/1 only: QIWI speaks HTTP/1.1, and HTTP/2 streams have no header timeout.
     let mut server = axum_server::Server::<SocketAddr>::from_listener(listener)
         .handle(handle)
@@ -191,14 +202,14 @@ pub async fn start(
         .header_read_timeout(header_timeout)
         .max_headers(crate::http::limits::MAX_HEADERS)
         .max_buf_size(crate::http::limits::MAX_HEAD);
-    let scheme = if state.config.https() {
+    let scheme = if state.config.server.https() {
         "https"
     } else {
         "http"
     };
     let serve: BoxFuture<std::io::Result<()>> = match (tls, acme) {
         (Some((config, files)), _) => {
-            let every = state.config.timings.tls_watch;
+            let every = state.config.ops.timings.tls_watch;
             let status = state.tls.clone();
             tokio::spawn(ops::tls::watch(
                 config.clone(),
@@ -211,7 +222,7 @@ pub async fn start(
         }
         (None, Some(acme)) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(acme.server_config()?);
-            tokio::spawn(acme.run(state.config.timings.acme_retry, stop.clone()));
+            tokio::spawn(acme.run(state.config.ops.timings.acme_retry, stop.clone()));
             Box::pin(server.acceptor(RustlsAcceptor::new(config)).serve(app))
         }
         (None, None) => Box::pin(server.serve(app)),
@@ -226,8 +237,8 @@ pub async fn start(
             tracing::error!(error = %e, "the webhook worker failed");
         }
         let _ = housekeeping.await;
-        if state.config.db_checkpoint == Checkpointing::Auto {
-            ops::housekeeping::checkpoint(&state.config.database_path).await;
+        if state.config.ops.db_checkpoint == Checkpointing::Auto {
+            ops::housekeeping::checkpoint(&state.config.ops.database_path).await;
         }
         tracing::info!("stopped");
         served

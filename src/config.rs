@@ -17,25 +17,22 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 use ipnet::IpNet;
-use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::qiwi::Amount;
+use crate::admin;
+use crate::http::ServerSettings;
+use crate::qiwi::{self, Amount};
+use crate::webhook;
+
+// Types of the sections, at the paths they had when they were defined here.
+pub use crate::admin::DisplayLocale;
+pub use crate::http::BasicAuth;
+pub use crate::import::OriginalPg;
+pub use crate::ops::tls::TlsFiles;
+pub use crate::ops::{Checkpointing, LogFormat, Timings};
+pub use crate::qiwi::{DEFAULT_ACCOUNT_PATTERN, anchored_pattern};
 pub use crate::secret::Secret;
-
-/// The default `account_pattern`: 1-200 characters, none of them white space, control
-/// characters, format characters (general category Cf: bidi controls, zero-width characters)
-/// or other default-ignorable (invisible) code points such as fillers and variation
-/// selectors, so an account can never look like another (issue 15 point 5).
-pub const DEFAULT_ACCOUNT_PATTERN: &str =
-    r"^[^\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]{1,200}$";
-
-/// Compiles an `account_pattern` so that it must match the WHOLE account: `[0-9]{10}` means
-/// exactly ten digits, not ten digits somewhere inside (issue 15 point 5).
-pub fn anchored_pattern(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!(r"\A(?:{pattern})\z"))
-}
 
 /// A configuration problem, named by its key, as printed before the program stops.
 #[derive(Debug, thiserror::Error)]
@@ -241,259 +238,36 @@ pub const SECRET_KEYS: &[&str] = &[
     "pg_password",
 ];
 
-/// HTTP Basic credentials QIWI must present on `/payment`.
-#[derive(Debug, Clone)]
-pub struct BasicAuth {
-    /// The user name.
-    pub username: String,
-    /// The password.
-    pub password: Secret,
-}
-
-/// The validated configuration. Its `Debug` masks secrets and the URLs' credentials.
+/// The validated configuration: one typed section per module that uses it, each section's
+/// type owned by that module (the modules never read this struct or the keys). Its `Debug`
+/// masks secrets and the URLs' credentials.
 #[derive(Clone)]
 pub struct Config {
-    /// Where the HTTP server listens.
-    pub listen_addr: SocketAddr,
-    /// The SQLite file.
-    pub database_path: PathBuf,
-    /// Basic auth on `/payment`; `None` leaves it open.
-    pub http_auth: Option<BasicAuth>,
-    /// The merchant's account check endpoint.
-    pub check_url: Option<Url>,
-    /// Timeout of one call to `check_url`.
-    pub check_timeout: Duration,
-    /// What a valid account looks like.
-    pub account_pattern: Regex,
-    /// Smallest accepted sum.
-    pub min_sum: Amount,
-    /// Largest accepted sum, if any.
-    pub max_sum: Option<Amount>,
-    /// `false` answers result 7 to new payments (maintenance).
-    pub payments_enabled: bool,
-    /// Where payments are POSTed.
-    pub webhook_url: Option<Url>,
-    /// Key for Standard Webhooks signatures.
-    pub webhook_secret: Option<Secret>,
-    /// Timeout of one webhook attempt.
-    pub webhook_timeout: Duration,
-    /// Delay after the first failed attempt.
-    pub webhook_initial_delay: Duration,
-    /// Longest delay between attempts.
-    pub webhook_max_delay: Duration,
-    /// Attempts before a delivery is given up; `None` retries forever.
-    pub webhook_max_attempts: Option<u32>,
-    /// Deliveries in flight at once.
-    pub webhook_concurrency: usize,
-    /// HTTP statuses that count as delivered: 200 and 201 by default (the original product);
-    /// an operator may add other 2xx such as 204.
-    pub webhook_success_statuses: Vec<u16>,
-    /// The admin UI's user name.
-    pub admin_username: String,
-    /// The admin UI's password, if configured.
-    pub admin_password: Option<Secret>,
-    /// Mark the admin session cookie `Secure` (set it when the UI is served over HTTPS).
-    pub admin_cookie_secure: bool,
-    /// Who may call `/payment`; empty lets everyone.
-    pub qiwi_allowed_ips: Vec<IpNet>,
-    /// Reverse proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpNet>,
-    /// Bearer token `/metrics` requires; `None` leaves it open.
-    pub metrics_token: Option<Secret>,
-    /// `/readyz` fails when the oldest undelivered webhook is older than this.
-    pub readiness_max_backlog_age: Option<Duration>,
-    /// `qiwi_http_log` rows older than this are pruned; `None` keeps them forever.
-    pub log_retention: Option<Duration>,
-    /// How log lines are written.
-    pub log_format: LogFormat,
-    /// Who checkpoints the WAL.
-    pub db_checkpoint: Checkpointing,
-    /// Longest wait for in-flight requests after SIGTERM.
-    pub shutdown_timeout: Duration,
-    /// Built-in HTTPS, when a certificate and key are configured.
-    pub tls: Option<TlsFiles>,
-    /// Built-in HTTPS with certificates from an ACME server (Let's Encrypt), when
-    /// `acme_domains` is set; never together with [`Config::tls`].
-    pub acme: Option<crate::ops::acme::AcmeSettings>,
-    /// Which registry columns hold txn_id, date, account and sum; `None`: by header name.
-    pub reconcile_columns: Option<crate::reconcile::ColumnMap>,
-    /// Largest registry the admin page accepts, in bytes.
-    pub reconcile_max_upload: usize,
-    /// Intervals of background work (not configuration keys: tests shorten them).
-    pub timings: Timings,
-    /// A request head (and, on a kept-alive connection, the wait for the next one) must
-    /// arrive within this, else the connection is closed.
-    pub http_header_timeout: Duration,
-    /// A request's body must arrive within this from its head; it is answered 408 at the
-    /// latest 5 s later. Kept well inside QIWI's 60 s.
-    pub http_request_timeout: Duration,
-    /// Connections served at once; more wait in the kernel's listen queue.
-    pub http_max_connections: usize,
-    /// The time zone the admin UI shows and reads times in (IANA name; storage stays UTC).
-    pub display_timezone: chrono_tz::Tz,
-    /// How the admin UI and its CSV write amounts.
-    pub display_locale: DisplayLocale,
-    /// The original container's PostgreSQL (`PG_*`), read only by `import-original`.
-    pub original_pg: OriginalPg,
-}
-
-/// The original container's PostgreSQL settings, under the original's variable names
-/// (`PG_HOST`, `PG_REAL_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_SCHEMA`, `PG_USER`,
-/// `PG_PASSWORD`; source: perfumerlabs' image documentation, "SQL Database"). Only
-/// `import-original` uses them; unset values are said by it, not at start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OriginalPg {
-    /// `PG_HOST`: where the original sent its regular traffic (possibly a PgBouncer).
-    pub host: Option<String>,
-    /// `PG_REAL_HOST`: the PostgreSQL server itself (never a pooler), which the original
-    /// used to create its tables; preferred by the import when set.
-    pub real_host: Option<String>,
-    /// `PG_PORT` (default 5432).
-    pub port: u16,
-    /// `PG_DATABASE`.
-    pub database: Option<String>,
-    /// `PG_SCHEMA` (default `public`).
-    pub schema: String,
-    /// `PG_USER`.
-    pub user: Option<String>,
-    /// `PG_PASSWORD`: a secret, never printed.
-    pub password: Option<Secret>,
+    /// The HTTP server: listening, HTTPS, connection and request limits, trusted proxies.
+    pub server: ServerSettings,
+    /// The protocol: who may call `/payment` and what a valid payment is.
+    pub qiwi: qiwi::Settings,
+    /// The account check against the merchant's backend.
+    pub check: qiwi::check::Settings,
+    /// Webhook delivery to the merchant's backend.
+    pub webhook: webhook::Settings,
+    /// The admin UI.
+    pub admin: admin::Settings,
+    /// Operations: the database file, metrics and health, logs, checkpoints, timings.
+    pub ops: crate::ops::Settings,
 }
 
 impl fmt::Debug for Config {
-    // By hand because `Url`'s own `Debug` prints user info and query values. Keys added
-    // later show up as `..` until listed here: nothing is printed by accident.
+    // Each section's `Debug` masks its own secrets (`Secret`) and URLs (`ops::redact::url`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = |u: &Option<Url>| u.as_ref().map(crate::ops::redact::url);
         f.debug_struct("Config")
-            .field("listen_addr", &self.listen_addr)
-            .field("database_path", &self.database_path)
-            .field("http_auth", &self.http_auth)
-            .field("check_url", &url(&self.check_url))
-            .field("check_timeout", &self.check_timeout)
-            .field("account_pattern", &self.account_pattern)
-            .field("min_sum", &self.min_sum)
-            .field("max_sum", &self.max_sum)
-            .field("payments_enabled", &self.payments_enabled)
-            .field("webhook_url", &url(&self.webhook_url))
-            .field("webhook_secret", &self.webhook_secret)
-            .field("webhook_timeout", &self.webhook_timeout)
-            .field("webhook_initial_delay", &self.webhook_initial_delay)
-            .field("webhook_max_delay", &self.webhook_max_delay)
-            .field("webhook_max_attempts", &self.webhook_max_attempts)
-            .field("webhook_concurrency", &self.webhook_concurrency)
-            .field("admin_username", &self.admin_username)
-            .field("admin_password", &self.admin_password)
-            .field("admin_cookie_secure", &self.admin_cookie_secure)
-            .field("qiwi_allowed_ips", &self.qiwi_allowed_ips)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("metrics_token", &self.metrics_token)
-            .field("readiness_max_backlog_age", &self.readiness_max_backlog_age)
-            .field("log_retention", &self.log_retention)
-            .field("log_format", &self.log_format)
-            .field("db_checkpoint", &self.db_checkpoint)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("tls", &self.tls)
-            .field("acme", &self.acme)
-            .field("display_timezone", &self.display_timezone)
-            .field("display_locale", &self.display_locale)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Config {
-    /// The webhook worker's section of the configuration (`QIWI_WEBHOOK_URL`,
-    /// `WEBHOOK_SECRET`, `webhook_*`, `timings.webhook_idle_rescan`), or `None` when no
-    /// webhook URL is configured. The section's type is the worker's own
-    /// ([`crate::webhook::Settings`]): the webhook module does not read [`Config`].
-    pub fn webhook_settings(&self) -> Option<crate::webhook::Settings> {
-        Some(crate::webhook::Settings {
-            url: self.webhook_url.clone()?,
-            secret: self.webhook_secret.clone(),
-            timeout: self.webhook_timeout,
-            backoff: crate::webhook::backoff::Backoff {
-                initial: self.webhook_initial_delay,
-                max: self.webhook_max_delay,
-            },
-            max_attempts: self.webhook_max_attempts,
-            concurrency: self.webhook_concurrency.max(1),
-            idle_rescan: self.timings.webhook_idle_rescan,
-            success_statuses: self.webhook_success_statuses.clone(),
-        })
-    }
-}
-
-/// How amounts are written for people: `en` `311,192.27 RUB`, `ru` `311 192,27 ₽`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DisplayLocale {
-    /// English (the default).
-    #[default]
-    En,
-    /// Russian.
-    Ru,
-}
-
-/// How log lines are written to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable text.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Who checkpoints the SQLite write-ahead log into the database file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checkpointing {
-    /// SQLite's automatic checkpoints plus a periodic PASSIVE one (the default).
-    Auto,
-    /// Nobody in the gateway: an external tool such as Litestream does it.
-    External,
-}
-
-/// PEM files of the built-in HTTPS listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// The certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// The private key.
-    pub key: PathBuf,
-}
-
-/// Intervals of background work, fixed in production and shortened by tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timings {
-    /// How often the log is pruned and the database tidied.
-    pub housekeeping: Duration,
-    /// How often the TLS files are looked at for a change.
-    pub tls_watch: Duration,
-    /// The first wait after a failed ACME order; doubled after each failure up to an hour.
-    pub acme_retry: Duration,
-    /// How long `/readyz` waits for the database to answer a write.
-    pub readiness_deadline: Duration,
-    /// Longest sleep of the webhook worker between two looks at the outbox when nothing wakes
-    /// it (tests lengthen it to show that a new payment's notification is what wakes it).
-    pub webhook_idle_rescan: Duration,
-}
-
-impl Default for Timings {
-    fn default() -> Self {
-        Timings {
-            housekeeping: Duration::from_secs(600),
-            tls_watch: Duration::from_secs(10),
-            // Let's Encrypt allows 5 failed validations per name an hour: 5, 10, 20, 40 min
-            // stays under it.
-            acme_retry: Duration::from_secs(300),
-            readiness_deadline: Duration::from_secs(2),
-            webhook_idle_rescan: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Config {
-    /// Whether the gateway serves HTTPS itself (certificate files or ACME).
-    pub fn https(&self) -> bool {
-        self.tls.is_some() || self.acme.is_some()
+            .field("server", &self.server)
+            .field("qiwi", &self.qiwi)
+            .field("check", &self.check)
+            .field("webhook", &self.webhook)
+            .field("admin", &self.admin)
+            .field("ops", &self.ops)
+            .finish()
     }
 }
 
@@ -784,7 +558,7 @@ impl RawConfig {
         let webhook_secret = nonempty(self.webhook_secret).map(Secret);
         if let Some(secret) = &webhook_secret {
             // The message names what is wrong, never the secret.
-            crate::webhook::signing::Signer::new(&secret.0)
+            webhook::signing::Signer::new(&secret.0)
                 .map_err(|e| invalid("webhook_secret", e.to_string()))?;
         }
         let log_format = match self.log_format.0.as_str() {
@@ -844,7 +618,7 @@ impl RawConfig {
         }
         let admin_password = nonempty(self.admin_password).map(Secret);
         if let Some(pw) = &admin_password
-            && pw.0.chars().count() < crate::admin::password::MIN_PASSWORD_LEN
+            && pw.0.chars().count() < admin::password::MIN_PASSWORD_LEN
         {
             // The same rule as `admin set-password`; the message never shows the password.
             return Err(invalid(
@@ -852,7 +626,7 @@ impl RawConfig {
                 format!(
                     "has {} characters; at least {} are needed (the same rule as admin set-password)",
                     pw.0.chars().count(),
-                    crate::admin::password::MIN_PASSWORD_LEN
+                    admin::password::MIN_PASSWORD_LEN
                 ),
             ));
         }
@@ -924,59 +698,82 @@ impl RawConfig {
             user: nonempty(self.pg_user),
             password: nonempty(self.pg_password).map(Secret),
         };
-        Ok(Config {
-            original_pg,
-            reconcile_columns,
-            reconcile_max_upload,
-            display_timezone,
-            display_locale,
-            qiwi_allowed_ips: self
-                .qiwi_allowed_ips
-                .parse()
-                .map_err(|e| invalid("qiwi_allowed_ips", e))?,
-            trusted_proxies: self
-                .trusted_proxies
-                .parse()
-                .map_err(|e| invalid("trusted_proxies", e))?,
-            metrics_token: nonempty(self.metrics_token).map(Secret),
-            readiness_max_backlog_age: self
-                .readiness_max_backlog_age_secs
-                .map(|s| secs("readiness_max_backlog_age_secs", s))
-                .transpose()?,
-            log_retention,
-            log_format,
-            db_checkpoint,
-            shutdown_timeout: secs("shutdown_timeout_secs", self.shutdown_timeout_secs)?,
+        // In the order the keys were always checked: the first bad key is the one named.
+        let qiwi_allowed_ips = self
+            .qiwi_allowed_ips
+            .parse()
+            .map_err(|e| invalid("qiwi_allowed_ips", e))?;
+        let trusted_proxies = self
+            .trusted_proxies
+            .parse()
+            .map_err(|e| invalid("trusted_proxies", e))?;
+        let readiness_max_backlog_age = self
+            .readiness_max_backlog_age_secs
+            .map(|s| secs("readiness_max_backlog_age_secs", s))
+            .transpose()?;
+        let shutdown_timeout = secs("shutdown_timeout_secs", self.shutdown_timeout_secs)?;
+        let check = qiwi::check::Settings {
+            url: url("qiwi_check_url", self.qiwi_check_url)?,
+            timeout: secs("check_timeout_secs", self.check_timeout_secs)?,
+        };
+        let webhook = webhook::Settings {
+            url: url("qiwi_webhook_url", self.qiwi_webhook_url)?,
+            secret: webhook_secret,
+            timeout: secs("webhook_timeout_secs", self.webhook_timeout_secs)?,
+            backoff: webhook::backoff::Backoff {
+                initial: webhook_initial_delay,
+                max: webhook_max_delay,
+            },
+            max_attempts: self.webhook_max_attempts,
+            concurrency: self.webhook_concurrency,
+            idle_rescan: webhook::IDLE_RESCAN,
+            success_statuses: success_statuses(&self.webhook_success_statuses)
+                .map_err(|e| invalid("webhook_success_statuses", e))?,
+        };
+        let server = ServerSettings {
+            listen_addr,
             tls,
             acme,
-            timings: Timings::default(),
-            listen_addr,
-            database_path: PathBuf::from(self.database_path.0),
+            header_timeout: secs("http_header_timeout_secs", self.http_header_timeout_secs)?,
+            request_timeout: secs("http_request_timeout_secs", self.http_request_timeout_secs)?,
+            max_connections: self.http_max_connections,
+            shutdown_timeout,
+            trusted_proxies,
+        };
+        let qiwi = qiwi::Settings {
             http_auth,
-            check_url: url("qiwi_check_url", self.qiwi_check_url)?,
-            check_timeout: secs("check_timeout_secs", self.check_timeout_secs)?,
+            allowed_ips: qiwi_allowed_ips,
             account_pattern,
             min_sum,
             max_sum,
             payments_enabled: self.payments_enabled,
-            webhook_url: url("qiwi_webhook_url", self.qiwi_webhook_url)?,
-            webhook_secret,
-            webhook_timeout: secs("webhook_timeout_secs", self.webhook_timeout_secs)?,
-            webhook_initial_delay,
-            webhook_max_delay,
-            webhook_max_attempts: self.webhook_max_attempts,
-            webhook_concurrency: self.webhook_concurrency,
-            webhook_success_statuses: success_statuses(&self.webhook_success_statuses)
-                .map_err(|e| invalid("webhook_success_statuses", e))?,
-            admin_username: self.admin_username.0,
-            admin_password,
-            admin_cookie_secure: self.admin_cookie_secure,
-            http_header_timeout: secs("http_header_timeout_secs", self.http_header_timeout_secs)?,
-            http_request_timeout: secs(
-                "http_request_timeout_secs",
-                self.http_request_timeout_secs,
-            )?,
-            http_max_connections: self.http_max_connections,
+        };
+        let admin = admin::Settings {
+            username: self.admin_username.0,
+            password: admin_password,
+            cookie_secure: self.admin_cookie_secure,
+            display_timezone,
+            display_locale,
+            reconcile_columns,
+            reconcile_max_upload,
+        };
+        let ops = crate::ops::Settings {
+            database_path: PathBuf::from(self.database_path.0),
+            metrics_token: nonempty(self.metrics_token).map(Secret),
+            readiness_max_backlog_age,
+            log_retention,
+            log_format,
+            db_checkpoint,
+            timings: Timings::default(),
+            original_pg,
+        };
+        Ok(Config {
+            server,
+            qiwi,
+            check,
+            webhook,
+            admin,
+            ops,
         })
     }
 }
@@ -1141,8 +938,8 @@ mod tests {
             ..RawConfig::default()
         };
         let c = raw.validate().unwrap();
-        assert_eq!(c.display_timezone, chrono_tz::Europe::Moscow);
-        assert_eq!(c.display_locale, DisplayLocale::Ru);
+        assert_eq!(c.admin.display_timezone, chrono_tz::Europe::Moscow);
+        assert_eq!(c.admin.display_locale, DisplayLocale::Ru);
         let e = RawConfig {
             display_timezone: "Europe/Moskva".into(),
             ..RawConfig::default()
@@ -1185,12 +982,12 @@ mod tests {
     fn defaults_need_no_configuration() {
         Jail::expect_with(|_| {
             let c = load(None).unwrap();
-            assert_eq!(c.listen_addr, "0.0.0.0:8080".parse().unwrap());
-            assert_eq!(c.database_path, PathBuf::from("data/qiwi.db"));
-            assert!(c.http_auth.is_none());
-            assert_eq!(c.min_sum, Amount::from_minor(1));
-            assert_eq!(c.max_sum, Some(Amount::from_minor(1_500_000)));
-            assert_eq!(c.check_timeout, Duration::from_secs(10));
+            assert_eq!(c.server.listen_addr, "0.0.0.0:8080".parse().unwrap());
+            assert_eq!(c.ops.database_path, PathBuf::from("data/qiwi.db"));
+            assert!(c.qiwi.http_auth.is_none());
+            assert_eq!(c.qiwi.min_sum, Amount::from_minor(1));
+            assert_eq!(c.qiwi.max_sum, Some(Amount::from_minor(1_500_000)));
+            assert_eq!(c.check.timeout, Duration::from_secs(10));
             Ok(())
         });
     }
@@ -1210,10 +1007,10 @@ mod tests {
             jail.set_env("HTTP_AUTH_USERNAME", "qiwi");
             jail.set_env("HTTP_AUTH_PASSWORD", "12345");
             let c = load(Some(Path::new("gw.toml"))).unwrap();
-            assert_eq!(c.listen_addr, "127.0.0.1:9000".parse().unwrap());
-            assert_eq!(c.database_path, PathBuf::from("/tmp/env.db"));
-            assert_eq!(c.min_sum, Amount::from_minor(150));
-            let auth = c.http_auth.unwrap();
+            assert_eq!(c.server.listen_addr, "127.0.0.1:9000".parse().unwrap());
+            assert_eq!(c.ops.database_path, PathBuf::from("/tmp/env.db"));
+            assert_eq!(c.qiwi.min_sum, Amount::from_minor(150));
+            let auth = c.qiwi.http_auth.unwrap();
             assert_eq!(auth.username, "qiwi");
             assert_eq!(auth.password.0, "12345");
             Ok(())
@@ -1227,9 +1024,9 @@ mod tests {
             jail.set_env("MAX_SUM", "15000");
             jail.set_env("METRICS_TOKEN", "true");
             let c = load(None).unwrap();
-            assert_eq!(c.min_sum, Amount::from_minor(10));
-            assert_eq!(c.max_sum, Some(Amount::from_minor(1_500_000)));
-            assert_eq!(c.metrics_token.unwrap().0, "true");
+            assert_eq!(c.qiwi.min_sum, Amount::from_minor(10));
+            assert_eq!(c.qiwi.max_sum, Some(Amount::from_minor(1_500_000)));
+            assert_eq!(c.ops.metrics_token.unwrap().0, "true");
             Ok(())
         });
     }
@@ -1311,18 +1108,18 @@ mod tests {
             let c = load(Some(Path::new("gw.toml"))).unwrap();
             let show = |v: &[IpNet]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
             assert_eq!(
-                show(&c.qiwi_allowed_ips),
+                show(&c.qiwi.allowed_ips),
                 ["79.142.16.0/20", "91.213.51.0/24"]
             );
             assert_eq!(
-                show(&c.trusted_proxies),
+                show(&c.server.trusted_proxies),
                 ["10.0.0.1/32", "172.16.0.0/12", "::1/128"]
             );
 
             jail.set_env("QIWI_ALLOWED_IPS", "79.142.16.0/20,91.232.230.0/23");
             let c = load(Some(Path::new("gw.toml"))).unwrap();
             assert_eq!(
-                show(&c.qiwi_allowed_ips),
+                show(&c.qiwi.allowed_ips),
                 ["79.142.16.0/20", "91.232.230.0/23"]
             );
 
@@ -1330,7 +1127,8 @@ mod tests {
             assert!(
                 load(Some(Path::new("gw.toml")))
                     .unwrap()
-                    .qiwi_allowed_ips
+                    .qiwi
+                    .allowed_ips
                     .is_empty()
             );
             Ok(())
@@ -1393,12 +1191,12 @@ mod tests {
             jail.set_env("DATABASE_PATH", "/var/lib/qiwi/qiwi.db");
             jail.set_env("ACME_RENEW_BEFORE_DAYS", "20");
             let c = load(None).unwrap();
-            let a = c.acme.as_ref().unwrap();
+            let a = c.server.acme.as_ref().unwrap();
             assert_eq!(a.domains, ["pay.example.ru", "shop.example.ru"]);
             assert_eq!(a.cache_dir, Path::new("/var/lib/qiwi/acme"));
             assert_eq!(a.directory_url.as_str(), crate::ops::acme::LETS_ENCRYPT);
             assert_eq!(a.renew_before, Duration::from_secs(20 * 86_400));
-            assert!(c.https() && c.tls.is_none());
+            assert!(c.server.https() && c.server.tls.is_none());
             Ok(())
         });
         let m = error_of(|j| {
@@ -1414,19 +1212,19 @@ mod tests {
 
         Jail::expect_with(|jail| {
             let c = load(None).unwrap();
-            assert_eq!(c.log_retention, Some(Duration::from_secs(90 * 86_400)));
-            assert_eq!(c.log_format, LogFormat::Text);
-            assert_eq!(c.db_checkpoint, Checkpointing::Auto);
-            assert!(c.tls.is_none() && c.metrics_token.is_none());
+            assert_eq!(c.ops.log_retention, Some(Duration::from_secs(90 * 86_400)));
+            assert_eq!(c.ops.log_format, LogFormat::Text);
+            assert_eq!(c.ops.db_checkpoint, Checkpointing::Auto);
+            assert!(c.server.tls.is_none() && c.ops.metrics_token.is_none());
             jail.set_env("LOG_RETENTION_DAYS", "0");
             jail.set_env("LOG_FORMAT", "json");
             jail.set_env("METRICS_TOKEN", "12345");
             jail.set_env("DB_CHECKPOINT", "external");
             let c = load(None).unwrap();
-            assert_eq!(c.log_retention, None);
-            assert_eq!(c.log_format, LogFormat::Json);
-            assert_eq!(c.db_checkpoint, Checkpointing::External);
-            assert_eq!(c.metrics_token.unwrap().0, "12345");
+            assert_eq!(c.ops.log_retention, None);
+            assert_eq!(c.ops.log_format, LogFormat::Json);
+            assert_eq!(c.ops.db_checkpoint, Checkpointing::External);
+            assert_eq!(c.ops.metrics_token.unwrap().0, "12345");
             Ok(())
         });
     }
@@ -1533,9 +1331,9 @@ mod tests {
                 jail.set_env("ADMIN_PASSWORD", form);
                 jail.set_env("METRICS_TOKEN", form);
                 let c = load(None).unwrap();
-                assert_eq!(c.http_auth.unwrap().password.0, form);
-                assert_eq!(c.admin_password.unwrap().0, form);
-                assert_eq!(c.metrics_token.unwrap().0, form);
+                assert_eq!(c.qiwi.http_auth.unwrap().password.0, form);
+                assert_eq!(c.admin.password.unwrap().0, form);
+                assert_eq!(c.ops.metrics_token.unwrap().0, form);
                 Ok(())
             });
         }
@@ -1548,9 +1346,9 @@ mod tests {
             jail.set_env("PAYMENTS_ENABLED", "false");
             jail.set_env("WEBHOOK_MAX_ATTEMPTS", "3");
             let c = load(None).unwrap();
-            assert_eq!(c.check_timeout, Duration::from_secs(7));
-            assert!(!c.payments_enabled);
-            assert_eq!(c.webhook_max_attempts, Some(3));
+            assert_eq!(c.check.timeout, Duration::from_secs(7));
+            assert!(!c.qiwi.payments_enabled);
+            assert_eq!(c.webhook.max_attempts, Some(3));
             Ok(())
         });
         let m = error_of(|j| {

@@ -211,11 +211,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Duration::from_secs(timeout_secs),
         ));
     }
-    init_logs(cfg.log_format, matches!(command, Cmd::Serve));
+    init_logs(cfg.ops.log_format, matches!(command, Cmd::Serve));
     match command {
         Cmd::Serve => serve(cfg),
         Cmd::Migrate => {
-            let path = cfg.database_path.clone();
+            let path = cfg.ops.database_path.clone();
             // A running gateway (perhaps an older binary) must not see its schema change.
             let _lock = ops::lock::lock_database(&path)
                 .map_err(|e| anyhow::anyhow!("migrate needs the gateway stopped: {e}"))?;
@@ -235,12 +235,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Backup { to } => {
             let progress = std::sync::OnceLock::new();
-            let info = db::maintenance::backup_watched(&cfg.database_path, &to, &|done, total| {
-                // Sizes in KiB: the bar's units; the copy can end a little above the estimate.
-                progress
-                    .get_or_init(|| ops::progress::Progress::start("backup", total / 1024, "KiB"))
-                    .set(done / 1024);
-            })?;
+            let info =
+                db::maintenance::backup_watched(&cfg.ops.database_path, &to, &|done, total| {
+                    // Sizes in KiB: the bar's units; the copy can end a little above the estimate.
+                    progress
+                        .get_or_init(|| {
+                            ops::progress::Progress::start("backup", total / 1024, "KiB")
+                        })
+                        .set(done / 1024);
+                })?;
             if let Some(p) = progress.into_inner() {
                 p.finish();
             }
@@ -263,7 +266,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 merge: args.merge,
                 no_deliver: args.no_deliver,
             };
-            qiwi_gateway::import::run(&cfg, opts, &mut std::io::stdout())?;
+            let settings = qiwi_gateway::import::Settings {
+                database_path: &cfg.ops.database_path,
+                original_pg: &cfg.ops.original_pg,
+                webhook_url: cfg.webhook.url.as_ref(),
+            };
+            qiwi_gateway::import::run(&settings, opts, &mut std::io::stdout())?;
             Ok(())
         }
         Cmd::CheckConfig | Cmd::Healthcheck { .. } | Cmd::Simulate(_) => {
@@ -275,7 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// `admin set-password`: the password comes from stdin, never from the command line (where
 /// `ps` and the shell history would keep it).
 fn set_password(cfg: &Config) -> anyhow::Result<()> {
-    if cfg.admin_password.is_some() {
+    if cfg.admin.password.is_some() {
         // Storing it would change nothing but end every session: say which one wins instead.
         anyhow::bail!(
             "ADMIN_PASSWORD is set and wins over a stored password: change it where it is \
@@ -283,13 +291,13 @@ fn set_password(cfg: &Config) -> anyhow::Result<()> {
         );
     }
     // A running gateway keeps the password it loaded at start: it must be stopped first.
-    let _lock = ops::lock::lock_database(&cfg.database_path).map_err(|e| {
+    let _lock = ops::lock::lock_database(&cfg.ops.database_path).map_err(|e| {
         anyhow::anyhow!("admin set-password needs the gateway stopped (it keeps the password it started with): {e}")
     })?;
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    let db = Db::open(&cfg.database_path)?;
+    let db = Db::open(&cfg.ops.database_path)?;
     block_on(qiwi_gateway::admin::password::set_password(&db, password))?;
     block_on(qiwi_gateway::db::audit::record_cli(
         &db,
@@ -304,15 +312,15 @@ fn set_password(cfg: &Config) -> anyhow::Result<()> {
 /// status (2 when the registry and the payments differ).
 fn reconcile(cfg: &Config, file: PathBuf) -> anyhow::Result<()> {
     use qiwi_gateway::reconcile;
-    if !cfg.database_path.is_file() {
-        anyhow::bail!("no database at {}", cfg.database_path.display());
+    if !cfg.ops.database_path.is_file() {
+        anyhow::bail!("no database at {}", cfg.ops.database_path.display());
     }
-    let db = Db::open(&cfg.database_path)?;
+    let db = Db::open(&cfg.ops.database_path)?;
     let name = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let columns = cfg.reconcile_columns.clone();
+    let columns = cfg.admin.reconcile_columns.clone();
     let (id, sha256, report) = block_on(reconcile::run(
         &db,
         reconcile::Source::File(file.clone()),
@@ -351,7 +359,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
     // Held until serve returns (the kernel drops it on any exit): one gateway per database.
-    let lock = ops::lock::lock_database(&cfg.database_path)?;
+    let lock = ops::lock::lock_database(&cfg.ops.database_path)?;
     tracing::debug!(lock = %lock.path().display(), "database locked");
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
@@ -364,10 +372,10 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
 
 /// Makes deliveries due. A running gateway picks them up at its next look at the queue.
 fn resend(cfg: &Config, id: Option<i64>) -> anyhow::Result<()> {
-    if !cfg.database_path.is_file() {
-        anyhow::bail!("no database at {}", cfg.database_path.display());
+    if !cfg.ops.database_path.is_file() {
+        anyhow::bail!("no database at {}", cfg.ops.database_path.display());
     }
-    let db = Db::open(&cfg.database_path)?;
+    let db = Db::open(&cfg.ops.database_path)?;
     let n = if id.is_none() {
         block_on(async {
             let total = db.undelivered().await?;

@@ -1,6 +1,6 @@
 //! [`Secret`]: a configured secret (passwords, tokens, the webhook signing secret), kept out
-//! of every printout. Its own module so the parts that hold one (webhook, HTTP auth) need not
-//! import the configuration; [`crate::config`] re-exports it.
+//! of every printout. Its own module so the sections that hold one (webhook, HTTP auth, admin,
+//! operations) need not import the configuration, which re-exports it.
 
 use std::fmt;
 

@@ -1,6 +1,7 @@
 //! What the handlers and layers share: [`AppState`], the composite the router is built with,
 //! and its parts as axum substates ([`FromRef`]), so a handler or layer takes only what it uses
-//! (`State<Db>`, `State<Arc<Config>>`, `State<Arc<Metrics>>`, `State<Outbox>`, ...).
+//! (`State<Db>`, `State<Arc<Metrics>>`, `State<Outbox>`, a configuration section such as
+//! `State<Arc<qiwi::Settings>>`, ...).
 //!
 //! This module sits below the handlers: it imports the parts' types from their own modules
 //! and nothing that builds routes (`app.rs` builds the router on top of it).
@@ -14,16 +15,20 @@ use tokio::sync::Notify;
 use crate::admin::AdminState;
 use crate::config::Config;
 use crate::db::Db;
+use crate::http::ServerSettings;
 use crate::http::limits::Limits;
 use crate::ops::Metrics;
 use crate::qiwi::check::Checker;
+use crate::qiwi::handler::QiwiState;
 use crate::webhook::Outbox;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The validated configuration.
+    /// The validated configuration (what `app.rs` starts the server with).
     pub config: Arc<Config>,
+    /// Its sections, each shared as the substate of the handlers and layers that use it.
+    pub sections: Sections,
     /// The database.
     pub db: Db,
     /// The account checker, when `QIWI_CHECK_URL` is set.
@@ -43,18 +48,45 @@ pub struct AppState {
     pub tls: Arc<crate::ops::certs::TlsStatus>,
 }
 
+/// The configuration's sections that handlers and layers take as substates
+/// (`State<Arc<qiwi::Settings>>`, ...): copies of [`AppState::config`]'s, made once at start.
+#[derive(Clone)]
+pub struct Sections {
+    /// The server's (`trusted_proxies`, limits).
+    pub server: Arc<ServerSettings>,
+    /// The protocol's.
+    pub qiwi: Arc<crate::qiwi::Settings>,
+    /// The admin UI's.
+    pub admin: Arc<crate::admin::Settings>,
+    /// Operations' (metrics token, readiness).
+    pub ops: Arc<crate::ops::Settings>,
+}
+
+impl Sections {
+    fn of(config: &Config) -> Sections {
+        Sections {
+            server: Arc::new(config.server.clone()),
+            qiwi: Arc::new(config.qiwi.clone()),
+            admin: Arc::new(config.admin.clone()),
+            ops: Arc::new(config.ops.clone()),
+        }
+    }
+}
+
 impl AppState {
     /// Opens the database and builds the clients the configuration asks for.
     ///
     /// Errors: the database cannot be opened or migrated, or the check client cannot be built.
     pub fn new(config: Config) -> anyhow::Result<AppState> {
-        let db = Db::open(&config.database_path)?;
+        let db = Db::open(&config.ops.database_path)?;
         let checker = config
-            .check_url
+            .check
+            .url
             .clone()
-            .map(|url| Checker::new(url, config.check_timeout))
+            .map(|url| Checker::new(url, config.check.timeout))
             .transpose()?;
         Ok(AppState {
+            sections: Sections::of(&config),
             config: Arc::new(config),
             db,
             checker,
@@ -76,6 +108,43 @@ impl AppState {
 impl FromRef<AppState> for Arc<Config> {
     fn from_ref(state: &AppState) -> Self {
         state.config.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ServerSettings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.sections.server.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::qiwi::Settings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.sections.qiwi.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::admin::Settings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.sections.admin.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::ops::Settings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.sections.ops.clone()
+    }
+}
+
+impl FromRef<AppState> for QiwiState {
+    fn from_ref(state: &AppState) -> Self {
+        QiwiState {
+            settings: state.sections.qiwi.clone(),
+            server: state.sections.server.clone(),
+            db: state.db.clone(),
+            checker: state.checker.clone(),
+            metrics: state.metrics.clone(),
+            payment_stored: state.payment_stored.clone(),
+        }
     }
 }
 

@@ -282,15 +282,13 @@ struct Gateway {
 
 impl Gateway {
     async fn start(dir: &Path, port: u16, settings: AcmeSettings) -> Gateway {
-        let mut config = Config {
-            listen_addr: format!("127.0.0.1:{port}").parse().unwrap(),
-            database_path: dir.join("qiwi.db"),
-            acme: Some(settings),
-            ..Config::default()
-        };
-        config.timings.acme_retry = Duration::from_millis(200);
+        let mut config = Config::default();
+        config.server.listen_addr = format!("127.0.0.1:{port}").parse().unwrap();
+        config.ops.database_path = dir.join("qiwi.db");
+        config.server.acme = Some(settings);
+        config.ops.timings.acme_retry = Duration::from_millis(200);
         // A kept-alive connection must outlive the renewal in step 3.
-        config.http_header_timeout = Duration::from_secs(120);
+        config.server.header_timeout = Duration::from_secs(120);
         let state = AppState::new(config).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = app::start(state, async {

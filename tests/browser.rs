@@ -279,13 +279,13 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
     )
     .await;
     let app = spawn_app_with(|c| {
-        c.admin_password = Some(Secret(PASSWORD.into()));
-        c.webhook_url = Some(format!("{backend}/hook").parse().unwrap());
-        c.webhook_secret = Some(Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()));
+        c.admin.password = Some(Secret(PASSWORD.into()));
+        c.webhook.url = Some(format!("{backend}/hook").parse().unwrap());
+        c.webhook.secret = Some(Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()));
         // No retry of the refused deliveries while the test looks: only the resend.
-        c.webhook_initial_delay = Duration::from_secs(600);
+        c.webhook.backoff.initial = Duration::from_secs(600);
         // A Moscow merchant: every time on the pages is Moscow time, and labelled so.
-        c.display_timezone = "Europe/Moscow".parse().unwrap();
+        c.admin.display_timezone = "Europe/Moscow".parse().unwrap();
     })
     .await;
     seed(&app).await;
@@ -729,7 +729,7 @@ async fn spoofing_characters_in_an_account_are_shown_as_text_in_the_browser() {
         println!("skip: SKIP_BROWSER=1");
         return;
     };
-    let app = spawn_app_with(|c| c.admin_password = Some(Secret(PASSWORD.into()))).await;
+    let app = spawn_app_with(|c| c.admin.password = Some(Secret(PASSWORD.into()))).await;
     app.state
         .db
         .writer()
@@ -775,7 +775,7 @@ async fn operator_uploads_a_registry_sees_the_report_and_downloads_it() {
         println!("skip: SKIP_BROWSER=1");
         return;
     };
-    let app = spawn_app_with(|c| c.admin_password = Some(Secret(PASSWORD.into()))).await;
+    let app = spawn_app_with(|c| c.admin.password = Some(Secret(PASSWORD.into()))).await;
     for (txn, account, sum, date) in [
         ("9001", "79000000001", "100.00", "20240301100000"),
         ("9002", "79000000002", "1500.50", "20240301110000"),
@@ -997,9 +997,9 @@ async fn operator_sees_the_charts_and_follows_a_test_payment_through_every_step(
     )
     .await;
     let app = spawn_app_with(|c| {
-        c.admin_password = Some(Secret(PASSWORD.into()));
-        c.check_url = Some(format!("{backend}/check").parse().unwrap());
-        c.webhook_url = Some(format!("{backend}/hook").parse().unwrap());
+        c.admin.password = Some(Secret(PASSWORD.into()));
+        c.check.url = Some(format!("{backend}/check").parse().unwrap());
+        c.webhook.url = Some(format!("{backend}/hook").parse().unwrap());
     })
     .await;
     seed_history(&app);

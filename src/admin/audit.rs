@@ -27,7 +27,8 @@ pub async fn record(
     action: &str,
     detail: String,
 ) -> Result<(), DbError> {
-    let ip = crate::http::client_ip::client_ip(peer.ip(), headers, &state.config.trusted_proxies);
+    let ip =
+        crate::http::client_ip::client_ip(peer.ip(), headers, &state.config.server.trusted_proxies);
     let row = q::AuditRow {
         id: 0,
         created_at: db::now_text(),
@@ -78,7 +79,7 @@ pub async fn list(
         .db
         .read_bulk(move |c| q::audit(c, before, AUDIT_PAGE))
         .await?;
-    let zone = view::Fmt::new(&state.config);
+    let zone = view::Fmt::new(&state.config.admin);
     let older = (rows.len() == AUDIT_PAGE)
         .then(|| rows.last().map(|r| format!("/admin/audit?before={}", r.id)))
         .flatten();

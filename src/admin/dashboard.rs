@@ -66,10 +66,10 @@ pub struct DashboardPage {
 fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
     let c = &state.config;
     let mut w = Vec::new();
-    if c.http_auth.is_none() {
+    if c.qiwi.http_auth.is_none() {
         w.push(Warning {
             id: "payment-open",
-            text: if c.qiwi_allowed_ips.is_empty() {
+            text: if c.qiwi.allowed_ips.is_empty() {
                 "/payment is open: no HTTP Basic auth and no IP allow-list, so anyone who finds \
                  the address can send payments. Set HTTP_AUTH_USERNAME and HTTP_AUTH_PASSWORD \
                  (and QIWI_ALLOWED_IPS)."
@@ -81,14 +81,14 @@ fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
             },
         });
     }
-    if c.metrics_token.is_none() {
+    if c.ops.metrics_token.is_none() {
         w.push(Warning {
             id: "metrics-open",
             text: "/metrics is open to anyone: set METRICS_TOKEN to require a bearer token."
                 .to_owned(),
         });
     }
-    if !c.payments_enabled {
+    if !c.qiwi.payments_enabled {
         w.push(Warning {
             id: "payments-off",
             text: "Payments are switched off (PAYMENTS_ENABLED=false): new payments are \
@@ -96,7 +96,7 @@ fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
                 .to_owned(),
         });
     }
-    if c.webhook_url.is_none() {
+    if c.webhook.url.is_none() {
         w.push(Warning {
             id: "no-webhook",
             text: format!(
@@ -119,9 +119,10 @@ fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
                 "Your backend answered HTTP {status} to a webhook ({} {}): only {} count as \
                  delivered, so it is retried. Answer one of them, or add {status} to \
                  webhook_success_statuses (WEBHOOK_SUCCESS_STATUSES).",
-                Fmt::new(c).time(at),
-                Fmt::new(c).zone(),
-                c.webhook_success_statuses
+                Fmt::new(&c.admin).time(at),
+                Fmt::new(&c.admin).zone(),
+                c.webhook
+                    .success_statuses
                     .iter()
                     .map(u16::to_string)
                     .collect::<Vec<_>>()
@@ -150,13 +151,13 @@ fn period_days(zone: &Fmt, now: chrono::DateTime<Utc>) -> [chrono::NaiveDate; 3]
 
 async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, AdminError> {
     let now = Utc::now();
-    let zone = Fmt::new(&state.config);
+    let zone = Fmt::new(&state.config.admin);
     let days = period_days(&zone, now);
     let since = days.map(|d| zone.utc_of(d.and_time(NaiveTime::MIN)));
     let d = state
         .db
         .read_bulk({
-            let accepted = state.config.webhook_success_statuses.clone();
+            let accepted = state.config.webhook.success_statuses.clone();
             move |c| q::dashboard(c, [&since[0], &since[1], &since[2]], &accepted)
         })
         .await?;
@@ -213,8 +214,8 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
             .collect(),
         last_request_age: age(&d.last_request),
         last_request: d.last_request.as_deref().map(|t| zone.time(t)),
-        webhook_url: state.config.webhook_url.as_ref().map(view::public_url),
-        check_url: state.config.check_url.as_ref().map(view::public_url),
+        webhook_url: state.config.webhook.url.as_ref().map(view::public_url),
+        check_url: state.config.check.url.as_ref().map(view::public_url),
         charts,
     })
 }
@@ -227,7 +228,7 @@ mod tests {
     fn periods_start_at_local_midnights() {
         let zone = Fmt {
             tz: "Europe/Moscow".parse().unwrap(),
-            locale: crate::config::DisplayLocale::En,
+            locale: super::view::DisplayLocale::En,
         };
         // 22:30 UTC on Jan 31 is already Feb 1 in Moscow.
         let now = chrono::DateTime::parse_from_rfc3339("2024-01-31T22:30:00Z")

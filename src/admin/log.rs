@@ -148,7 +148,7 @@ pub async fn list(
     FormQuery(form): FormQuery<LogForm>,
     FormQuery(at): FormQuery<PageQuery>,
 ) -> Result<Response, AdminError> {
-    let zone = view::Fmt::new(&state.config);
+    let zone = view::Fmt::new(&state.config.admin);
     let (form, filter, errors) = parse_filter(form, &zone);
     let cursor = at.cursor();
     let page = if errors.is_empty() {
@@ -244,7 +244,7 @@ pub async fn get(
     let looks_like_form = !d.body.is_empty() && d.body.contains('=') && !d.body.contains('<');
     let mut headers = view::json_rows(&d.headers);
     headers.sort();
-    let zone = view::Fmt::new(&state.config);
+    let zone = view::Fmt::new(&state.config.admin);
     let page = RequestPage {
         layout: Layout::new(format!("Request #{}", r.id), &session, "log", &zone),
         id: r.id,

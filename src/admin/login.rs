@@ -112,7 +112,7 @@ pub async fn login_post(
 ) -> Result<Response, AdminError> {
     // Behind a trusted reverse proxy, the client it names: else every browser would share
     // the proxy's limit.
-    let ip = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let ip = client_ip(peer.ip(), &headers, &state.config.server.trusted_proxies);
     let field = |name| form_field(&body, name).unwrap_or_default();
     let next = safe_next(Some(&field("next")));
     let form_token = field("csrf");
@@ -151,7 +151,11 @@ pub async fn login_post(
             return Ok(resp);
         }
     };
-    let creds = credentials(&state.admin, &state.db, &state.config, None)
+    let served = super::password::Served {
+        addr: state.config.server.listen_addr,
+        https: state.config.server.https(),
+    };
+    let creds = credentials(&state.admin, &state.db, &state.config.admin, served)
         .await?
         .clone();
     let (username, password) = (field("username"), field("password"));
@@ -175,7 +179,7 @@ pub async fn login_post(
     let token = random_token();
     let hash = token_hash(&token);
     let row = q::SessionRow {
-        username: state.config.admin_username.clone(),
+        username: state.config.admin.username.clone(),
         csrf_token: random_token(),
     };
     let now = chrono::Utc::now();

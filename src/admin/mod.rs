@@ -15,6 +15,7 @@ mod login;
 pub mod password;
 mod reconcile;
 mod session;
+mod settings;
 mod shared;
 mod signature;
 mod test_payment;
@@ -37,7 +38,9 @@ use crate::state::AppState;
 
 pub use password::init;
 pub use session::Session;
+pub use settings::Settings;
 pub use shared::AdminState;
+pub use view::DisplayLocale;
 
 /// The stylesheet, compiled in so the binary works from any directory.
 const CSS: &str = include_str!("../../static/admin.css");
@@ -81,7 +84,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/reconcile",
             get(reconcile::list).post(reconcile::upload).layer(
                 // The handler refuses a file over the limit with a message; this stops the rest.
-                axum::extract::DefaultBodyLimit::max(state.config.reconcile_max_upload + 64 * 1024),
+                axum::extract::DefaultBodyLimit::max(
+                    state.config.admin.reconcile_max_upload + 64 * 1024,
+                ),
             ),
         )
         .route("/reconcile/{id}", get(reconcile::get))

@@ -7,8 +7,8 @@ use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::Settings;
 use crate::admin::AdminState;
-use crate::config::Config;
 use crate::db::{self, Db, DbError, sessions as q};
 
 /// Length of a generated admin password (alphanumeric: about 143 bits).
@@ -40,40 +40,49 @@ pub(super) struct Credentials {
     password_hash: String,
 }
 
+/// Where the admin UI is served, for its URL in the generated password's log line.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    /// The address the server listens on (the bound one once known, else `listen_addr`).
+    pub addr: SocketAddr,
+    /// Whether it serves HTTPS itself.
+    pub https: bool,
+}
+
 /// Resolves the credentials on the first start (generating, storing and logging a password
 /// when none is configured), so the generated one is printed before anyone asks for it.
-/// `addr` is where the server listens, for the admin URL in that log line; the credentials are
-/// kept in `admin`, the hash in `db`, and `config` gives `admin_username`/`admin_password`.
+/// `served` is where the server listens, for the admin URL in that log line; the credentials
+/// are kept in `admin`, the hash in `db`, and `settings` gives `admin_username`/`admin_password`.
 pub async fn init(
     admin: &AdminState,
     db: &Db,
-    config: &Config,
-    addr: SocketAddr,
+    settings: &Settings,
+    served: Served,
 ) -> Result<(), PasswordError> {
-    credentials(admin, db, config, Some(addr)).await.map(|_| ())
+    credentials(admin, db, settings, served).await.map(|_| ())
 }
 
 /// The credentials kept in `admin`, resolved on first use ([`init`]).
 pub(super) async fn credentials<'a>(
     admin: &'a AdminState,
     db: &Db,
-    config: &Config,
-    addr: Option<SocketAddr>,
+    settings: &Settings,
+    served: Served,
 ) -> Result<&'a Credentials, PasswordError> {
     admin
         .credentials
-        .get_or_try_init(|| load_credentials(db, config, addr))
+        .get_or_try_init(|| load_credentials(db, settings, served))
         .await
 }
 
 async fn load_credentials(
     db: &Db,
-    config: &Config,
-    addr: Option<SocketAddr>,
+    settings: &Settings,
+    served: Served,
 ) -> Result<Credentials, PasswordError> {
-    let username = config.admin_username.clone();
+    let username = settings.username.clone();
     let stored = db.read(q::password_hash).await?;
-    if let Some(pw) = config.admin_password.clone() {
+    if let Some(pw) = settings.password.clone() {
         // The configured password's hash is kept like a generated one's: when the next
         // start finds a different ADMIN_PASSWORD, every session ends (operators are told to
         // recover a lost or leaked password that way).
@@ -115,13 +124,13 @@ async fn load_credentials(
         .write(move |c| q::store_password_hash(c, &mine, &db::now_text()))
         .await?;
     if stored == hash {
-        let addr = addr.unwrap_or(config.listen_addr);
+        let addr = served.addr;
         let host = match addr.ip() {
             ip if ip.is_unspecified() => "localhost".to_owned(),
             IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        let scheme = if config.https() { "https" } else { "http" };
+        let scheme = if served.https { "https" } else { "http" };
         // Printed once, on purpose: only its hash is kept.
         tracing::warn!(
             "ADMIN_PASSWORD is not set: generated the admin password once. Log in at \

@@ -123,11 +123,11 @@ async fn list_page(
             "Reconciliation",
             session,
             "reconcile",
-            &super::view::Fmt::new(&state.config),
+            &super::view::Fmt::new(&state.config.admin),
         ),
         rows,
         error,
-        limit_mib: state.config.reconcile_max_upload / (1024 * 1024),
+        limit_mib: state.config.admin.reconcile_max_upload / (1024 * 1024),
     })
 }
 
@@ -150,7 +150,7 @@ pub async fn upload(
     headers: axum::http::HeaderMap,
     mut form: Multipart,
 ) -> Result<Response, AdminError> {
-    let limit = state.config.reconcile_max_upload;
+    let limit = state.config.admin.reconcile_max_upload;
     let refuse = async |status: StatusCode, message: String| -> Result<Response, AdminError> {
         tracing::warn!(user = %session.username, %message, "registry upload refused");
         let page = list_page(&state, &session, Some(message)).await?;
@@ -205,7 +205,7 @@ pub async fn upload(
         )
         .await;
     };
-    let columns = state.config.reconcile_columns.clone();
+    let columns = state.config.admin.reconcile_columns.clone();
     match reconcile::run(&state.db, Source::Bytes(bytes), name.clone(), columns).await {
         Ok((id, _, report)) => {
             tracing::info!(id, user = %session.username, file = %name, verdict = %report.summary.verdict(), "registry reconciled");
@@ -265,7 +265,7 @@ pub async fn get(
             format!("Reconciliation {id}"),
             &session,
             "reconcile",
-            &super::view::Fmt::new(&state.config),
+            &super::view::Fmt::new(&state.config.admin),
         ),
         encoding: s.encoding.clone(),
         delimiter: s.delimiter.clone(),

@@ -61,7 +61,7 @@ pub(super) fn set_cookie(
         c.push_str(&format!("; Max-Age={}", age.as_secs()));
     }
     // Served over HTTPS by the gateway itself: the cookie must never travel in clear.
-    if state.config.admin_cookie_secure || state.config.https() {
+    if state.config.admin.cookie_secure || state.config.server.https() {
         c.push_str("; Secure");
     }
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))

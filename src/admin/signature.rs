@@ -406,7 +406,7 @@ async fn show(
     let Some((t, attempts)) = found else {
         return Ok(not_found_page(&session));
     };
-    let zone = Fmt::new(&state.config);
+    let zone = Fmt::new(&state.config.admin);
     let with_request: Vec<_> = attempts
         .into_iter()
         .filter(|a| a.request.is_some())
@@ -420,7 +420,8 @@ async fn show(
         .or(with_request.first());
     let signer = state
         .config
-        .webhook_secret
+        .webhook
+        .secret
         .as_ref()
         .and_then(|s| Signer::new(&s.0).ok());
     let (mut msg_id, mut timestamp, mut signed, mut signature) =

@@ -102,7 +102,12 @@ fn form_page(
     rows: Vec<q::TestPayment>,
 ) -> FormPage {
     FormPage {
-        layout: Layout::new("Test payment", session, "", &view::Fmt::new(&state.config)),
+        layout: Layout::new(
+            "Test payment",
+            session,
+            "",
+            &view::Fmt::new(&state.config.admin),
+        ),
         account,
         sum,
         error,
@@ -117,8 +122,8 @@ fn form_page(
                 username: t.username,
             })
             .collect(),
-        webhook_configured: state.config.webhook_url.is_some(),
-        check_configured: state.config.check_url.is_some(),
+        webhook_configured: state.config.webhook.url.is_some(),
+        check_configured: state.config.check.url.is_some(),
     }
 }
 
@@ -179,10 +184,10 @@ pub async fn post(
     tracing::info!(txn_id = %code, user = %session.username, "test payment sent");
 
     // What the check backend answers for this account, asked directly, to show it raw.
-    if let Some(url) = &state.config.check_url {
+    if let Some(url) = &state.config.check.url {
         let mut url = url.clone();
         url.query_pairs_mut().append_pair("account", &account);
-        match crate::outbound::client(state.config.check_timeout) {
+        match crate::outbound::client(state.config.check.timeout) {
             Ok(client) => match client.get(url).send().await {
                 Ok(resp) => {
                     t.check_status = Some(i64::from(resp.status().as_u16()));
@@ -251,7 +256,7 @@ async fn call_payment(
         }
         ip => ip,
     };
-    let scheme = if state.config.https() {
+    let scheme = if state.config.server.https() {
         "https"
     } else {
         "http"
@@ -264,13 +269,13 @@ async fn call_payment(
     };
     url.query_pairs_mut().extend_pairs(params);
     let client = match crate::outbound::loopback_client(
-        state.config.check_timeout + std::time::Duration::from_secs(5),
+        state.config.check.timeout + std::time::Duration::from_secs(5),
     ) {
         Ok(c) => c,
         Err(e) => return format!("no client: {e}"),
     };
     let mut req = client.get(url);
-    if let Some(auth) = &state.config.http_auth {
+    if let Some(auth) = &state.config.qiwi.http_auth {
         req = req.basic_auth(&auth.username, Some(&auth.password.0));
     }
     match req.send().await {
@@ -365,7 +370,7 @@ pub async fn show(
         return Ok(not_found_page(&session));
     };
     let mut steps = Vec::new();
-    steps.push(match (&state.config.check_url, t.check_status) {
+    steps.push(match (&state.config.check.url, t.check_status) {
         (None, _) => Step {
             title: "1. Check backend",
             badge: muted("not configured"),
@@ -422,7 +427,7 @@ pub async fn show(
         },
     });
     let delivered = row.as_ref().is_some_and(|r| r.status == 1);
-    let webhook = match (&state.config.webhook_url, &row) {
+    let webhook = match (&state.config.webhook.url, &row) {
         (None, _) => Step {
             title: "5. Webhook to the merchant",
             badge: muted("not configured"),
@@ -462,12 +467,17 @@ pub async fn show(
             body: None,
         },
     };
-    let waiting = state.config.webhook_url.is_some() && row.is_some() && !delivered;
+    let waiting = state.config.webhook.url.is_some() && row.is_some() && !delivered;
     steps.push(webhook);
     Ok(render(
         StatusCode::OK,
         &RunPage {
-            layout: Layout::new("Test payment", &session, "", &view::Fmt::new(&state.config)),
+            layout: Layout::new(
+                "Test payment",
+                &session,
+                "",
+                &view::Fmt::new(&state.config.admin),
+            ),
             transaction_href: row
                 .as_ref()
                 .map(|r| format!("/admin/transactions/{}", r.id)),

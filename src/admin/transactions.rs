@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::session::Session;
 use super::shared::EXPORTS_AT_ONCE;
+use super::view::DisplayLocale;
 use super::view::{self, Badge, Fmt, FormQuery, PageQuery, Pager};
 use super::{AdminError, Layout, audit, not_found_page, render};
-use crate::config::DisplayLocale;
 use crate::db::http_log::{self, LogFilter};
 use crate::db::outbox;
 use crate::db::pager::Page;
@@ -221,7 +221,7 @@ fn flash(headers: &HeaderMap) -> Option<String> {
 
 /// A `Set-Cookie` value of the flash cookie: `value` for the next page, or deleting it.
 fn flash_cookie(state: &AppState, value: Option<&str>) -> Option<HeaderValue> {
-    let secure = if state.config.admin_cookie_secure || state.config.https() {
+    let secure = if state.config.admin.cookie_secure || state.config.server.https() {
         "; Secure"
     } else {
         ""
@@ -245,7 +245,7 @@ pub async fn list(
     FormQuery(form): FormQuery<TxnForm>,
     FormQuery(at): FormQuery<PageQuery>,
 ) -> Result<Response, AdminError> {
-    let zone = Fmt::new(&state.config);
+    let zone = Fmt::new(&state.config.admin);
     let (form, filter, errors) = parse_filter(form, &zone);
     let cursor = at.cursor();
     let (page, totals) = if errors.is_empty() {
@@ -274,7 +274,7 @@ pub async fn list(
                 "{n} undelivered transaction(s) queued for delivery now. Reload to see the \
                  worker's progress."
             );
-            if state.config.webhook_url.is_none() {
+            if state.config.webhook.url.is_none() {
                 s.push_str(" No QIWI_WEBHOOK_URL is configured: they are sent once one is.");
             }
             s
@@ -396,7 +396,7 @@ fn csv_separator(q: &HashMap<String, String>, locale: DisplayLocale) -> Result<c
 /// [`EXPORTS_AT_ONCE`] run at once: one more gets 429.
 pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let q = view::query_map(raw.as_deref());
-    let zone = Fmt::new(&state.config);
+    let zone = Fmt::new(&state.config.admin);
     let (_, filter, mut errors) = parse_filter(view::form_query(raw.as_deref()), &zone);
     let sep = csv_separator(&q, zone.locale).unwrap_or_else(|e| {
         errors.push(e);
@@ -619,7 +619,7 @@ pub async fn get(
         return Ok(not_found_page(&session));
     };
     let q = view::query_map(raw.as_deref());
-    let webhook_configured = state.config.webhook_url.is_some();
+    let webhook_configured = state.config.webhook.url.is_some();
     let notice = q.contains_key("resent").then(|| {
         if webhook_configured {
             "Webhook delivery queued: it is sent now, and the attempt appears below.".to_owned()
@@ -629,7 +629,7 @@ pub async fn get(
                 .to_owned()
         }
     });
-    let zone = Fmt::new(&state.config);
+    let zone = Fmt::new(&state.config.admin);
     let ctx = BadgeCtx::new(&state);
     let due = match t.row.delivery_due_ms {
         _ if t.row.status == 1 => "none: delivered".to_owned(),

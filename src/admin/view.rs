@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{Config, DisplayLocale};
+use super::Settings;
 use crate::db::pager::{Cursor, Page};
 
 /// Money from exact minor units: always two decimals, no grouping, `.` (forms, logs).
@@ -17,6 +17,16 @@ pub fn money(minor: i128) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let a = minor.unsigned_abs();
     format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
+/// How amounts are written for people: `en` `311,192.27 RUB`, `ru` `311 192,27 ₽`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DisplayLocale {
+    /// English (the default).
+    #[default]
+    En,
+    /// Russian.
+    Ru,
 }
 
 /// How times and amounts are shown: the configured display time zone and locale.
@@ -29,11 +39,11 @@ pub struct Fmt {
 }
 
 impl Fmt {
-    /// The display settings of `config`.
-    pub fn new(config: &Config) -> Fmt {
+    /// The display settings of the admin UI's `settings`.
+    pub fn new(settings: &Settings) -> Fmt {
         Fmt {
-            tz: config.display_timezone,
-            locale: config.display_locale,
+            tz: settings.display_timezone,
+            locale: settings.display_locale,
         }
     }
 

@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::PollSemaphore;
 
-use crate::config::Config;
+use super::ServerSettings;
 use crate::http::payment_guard::{self, MAX_BODY, RefusalBudget};
 
 /// Most bytes of a request head (request line and headers) hyper reads; a larger head is
@@ -46,12 +46,16 @@ pub struct Limits {
 /// it is read (`/payment` decides that itself, after auth, so the request is logged); a body
 /// is readable only until `http_request_timeout_secs` after the head arrived; a request still
 /// unanswered [`ANSWER_GRACE`] later is answered 408.
-pub async fn layer(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
+pub async fn layer(
+    State(server): State<Arc<ServerSettings>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let payment = req.uri().path().starts_with("/payment");
     if !payment && payment_guard::declared_length(req.headers()).is_some_and(|n| n > MAX_BODY) {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
     }
-    let timeout = config.http_request_timeout;
+    let timeout = server.request_timeout;
     let deadline = Instant::now() + timeout;
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, Body::new(DeadlineBody::new(body, deadline)));

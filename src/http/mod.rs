@@ -5,6 +5,9 @@ pub mod client_ip;
 pub mod limits;
 pub mod payment_guard;
 pub mod request_log;
+mod server;
+
+pub use server::ServerSettings;
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -14,7 +17,16 @@ use headers::authorization::{Authorization, Basic, Bearer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{BasicAuth, Secret};
+use crate::secret::Secret;
+
+/// HTTP Basic credentials QIWI must present on `/payment`.
+#[derive(Debug, Clone)]
+pub struct BasicAuth {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: Secret,
+}
 
 /// Whether `headers` carry the configured Basic credentials. The comparison takes the same
 /// time whatever the input (hashes of equal length, compared in constant time), so timing

@@ -16,12 +16,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::config::Config;
-use crate::db::{self, Db, http_log};
+use crate::db::{self, http_log};
 use crate::http::client_ip;
 use crate::http::limits::Limits;
 use crate::http::request_log::PaymentInfo;
-use crate::ops::Metrics;
+use crate::qiwi::handler::QiwiState;
 
 /// Largest request body `/payment` takes: a declared `Content-Length` above it is answered
 /// 413 before the body is read. A real QIWI request is a few hundred bytes.
@@ -51,18 +50,16 @@ enum Refusal {
 
 /// The middleware on `/payment` (a route layer: it runs only for that route).
 pub async fn layer(
-    State(config): State<Arc<Config>>,
-    State(db): State<Db>,
+    State(qiwi): State<QiwiState>,
     State(limits): State<Arc<Limits>>,
-    State(metrics): State<Arc<Metrics>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: Next,
 ) -> Response {
-    let ip = client_ip::client_ip(peer.ip(), req.headers(), &config.trusted_proxies);
-    let refusal = if !client_ip::allowed(&config.qiwi_allowed_ips, ip) {
+    let ip = client_ip::client_ip(peer.ip(), req.headers(), &qiwi.server.trusted_proxies);
+    let refusal = if !client_ip::allowed(&qiwi.settings.allowed_ips, ip) {
         Some(Refusal::Forbidden)
-    } else if let Some(auth) = &config.http_auth
+    } else if let Some(auth) = &qiwi.settings.http_auth
         && !crate::http::basic_auth_ok(req.headers(), auth)
     {
         Some(Refusal::Unauthorized)
@@ -133,12 +130,13 @@ pub async fn layer(
             result: None,
         };
         let started = Instant::now();
-        match db
+        match qiwi
+            .db
             .writer()
             .write(move |c| http_log::insert(c, &entry))
             .await
         {
-            Ok(_) => metrics.db_write(started.elapsed()),
+            Ok(_) => qiwi.metrics.db_write(started.elapsed()),
             Err(e) => tracing::error!(error = %e, "could not log a refused /payment request"),
         }
     }

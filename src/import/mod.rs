@@ -15,15 +15,18 @@ pub mod source;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
+use std::path::Path;
 
 use postgres::Row;
 use rusqlite::TransactionBehavior;
+use url::Url;
 
-use crate::config::Config;
 use crate::db::import::{self as target, Payment, Placed};
 use crate::db::{self, DbError};
 use crate::ops::progress::Progress;
 use crate::qiwi::Amount;
+
+pub use source::OriginalPg;
 
 /// Report lines listed one by one before "... and N more".
 const LISTED: usize = 20;
@@ -131,19 +134,31 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
+/// What the import reads from the configuration: the gateway's database, the original's
+/// PostgreSQL and whether (and where) the imported undelivered payments will be sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// The gateway's SQLite file (`database_path`).
+    pub database_path: &'a Path,
+    /// The original's PostgreSQL (`PG_*`).
+    pub original_pg: &'a OriginalPg,
+    /// `qiwi_webhook_url`, for the plan's sentence about undelivered payments.
+    pub webhook_url: Option<&'a Url>,
+}
+
 /// Runs the import with `cfg`'s database and `PG_*` settings, printing the plan (before it
 /// starts) and the report (after the commit) to `out`, progress to stderr.
-pub fn run(cfg: &Config, opts: Options, out: &mut dyn Write) -> Result<Summary, ImportError> {
+pub fn run(cfg: &Settings<'_>, opts: Options, out: &mut dyn Write) -> Result<Summary, ImportError> {
     // Held to the end: no gateway may serve (or start on) the database meanwhile.
-    let _lock = crate::ops::lock::lock_database(&cfg.database_path).map_err(|e| match e {
+    let _lock = crate::ops::lock::lock_database(cfg.database_path).map_err(|e| match e {
         crate::ops::lock::LockError::Held { .. } => {
             ImportError::Refused(format!("import-original needs the gateway stopped: {e}"))
         }
         crate::ops::lock::LockError::Io { .. } => ImportError::Refused(e.to_string()),
     })?;
     // The original first: a wrong setting is said before anything is created here.
-    let (mut client, place) = source::connect(&cfg.original_pg)?;
-    let mut conn = target::open(&cfg.database_path)?;
+    let (mut client, place) = source::connect(cfg.original_pg)?;
+    let mut conn = target::open(cfg.database_path)?;
     let (have, _) = target::payment_totals(&conn)?;
     if have > 0 && !opts.merge {
         return Err(ImportError::Refused(format!(
@@ -660,7 +675,7 @@ fn verify(
 
 /// What is about to happen, said before it does.
 fn plan(
-    cfg: &Config,
+    cfg: &Settings<'_>,
     opts: Options,
     place: &source::Place,
     s: &Summary,
@@ -701,7 +716,7 @@ fn plan(
 }
 
 /// The closing report: both sides' counts and totals, and the notes on single rows.
-fn report(cfg: &Config, place: &source::Place, s: &Summary) -> String {
+fn report(cfg: &Settings<'_>, place: &source::Place, s: &Summary) -> String {
     let money = |m: i64| Amount::from_minor(m).to_string();
     let mut t = String::new();
     let _ = writeln!(

@@ -8,7 +8,30 @@ use std::time::Duration;
 use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 
 use super::ImportError;
-use crate::config::OriginalPg;
+use crate::secret::Secret;
+
+/// The original container's PostgreSQL settings, under the original's variable names
+/// (`PG_HOST`, `PG_REAL_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_SCHEMA`, `PG_USER`,
+/// `PG_PASSWORD`; source: perfumerlabs' image documentation, "SQL Database"). Only
+/// `import-original` uses them; unset values are said by it, not at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginalPg {
+    /// `PG_HOST`: where the original sent its regular traffic (possibly a PgBouncer).
+    pub host: Option<String>,
+    /// `PG_REAL_HOST`: the PostgreSQL server itself (never a pooler), which the original
+    /// used to create its tables; preferred by the import when set.
+    pub real_host: Option<String>,
+    /// `PG_PORT` (default 5432).
+    pub port: u16,
+    /// `PG_DATABASE`.
+    pub database: Option<String>,
+    /// `PG_SCHEMA` (default `public`).
+    pub schema: String,
+    /// `PG_USER`.
+    pub user: Option<String>,
+    /// `PG_PASSWORD`: a secret, never printed.
+    pub password: Option<Secret>,
+}
 
 /// Rows fetched from the portal at a time.
 pub const BATCH: i32 = 5_000;

@@ -111,8 +111,8 @@ impl Check {
 /// note, not a failure: the running gateway may hold it). Also says whether a gateway holds
 /// the database's lock.
 pub async fn preflight(cfg: &Config) -> Vec<Check> {
-    let mut checks = vec![database_writable(&cfg.database_path)];
-    match crate::ops::lock::holder(&cfg.database_path) {
+    let mut checks = vec![database_writable(&cfg.ops.database_path)];
+    match crate::ops::lock::holder(&cfg.ops.database_path) {
         Some(pid) => checks.push(Check {
             what: "database lock".into(),
             problem: None,
@@ -123,12 +123,12 @@ pub async fn preflight(cfg: &Config) -> Vec<Check> {
                 } else {
                     format!(" (pid {pid})")
                 },
-                crate::ops::lock::lock_path(&cfg.database_path).display()
+                crate::ops::lock::lock_path(&cfg.ops.database_path).display()
             )),
         }),
         None => checks.push(Check::ok("database lock is free".into())),
     }
-    if let Some(files) = &cfg.tls {
+    if let Some(files) = &cfg.server.tls {
         let r = crate::ops::tls::load(files)
             .await
             .map(|_| ())
@@ -142,13 +142,13 @@ pub async fn preflight(cfg: &Config) -> Vec<Check> {
             r,
         ));
     }
-    if let Some(acme) = &cfg.acme {
+    if let Some(acme) = &cfg.server.acme {
         for (what, r) in crate::ops::acme::preflight(acme) {
             checks.push(Check::result(what, r));
         }
     }
-    if let Some(url) = &cfg.check_url {
-        let r = crate::qiwi::check::Checker::new(url.clone(), cfg.check_timeout)
+    if let Some(url) = &cfg.check.url {
+        let r = crate::qiwi::check::Checker::new(url.clone(), cfg.check.timeout)
             .map(|_| ())
             .map_err(|e| redact::text(&e.without_url().to_string()));
         checks.push(Check::result(
@@ -156,7 +156,7 @@ pub async fn preflight(cfg: &Config) -> Vec<Check> {
             r,
         ));
     }
-    let addr = cfg.listen_addr;
+    let addr = cfg.server.listen_addr;
     match std::net::TcpListener::bind(addr) {
         Ok(_) => checks.push(Check::ok(format!("listen address {addr} can be bound"))),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => checks.push(Check {
@@ -270,13 +270,13 @@ pub fn render_settings(file: Option<&Path>, settings: &[Setting], checks: &[Chec
 /// The URL the container's health check calls: `/healthz` on the listen address, reached
 /// over loopback when the gateway listens on every address.
 pub fn healthcheck_url(cfg: &Config) -> String {
-    let addr = cfg.listen_addr;
+    let addr = cfg.server.listen_addr;
     let ip = match addr.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    let scheme = if cfg.https() { "https" } else { "http" };
+    let scheme = if cfg.server.https() { "https" } else { "http" };
     format!("{scheme}://{}/healthz", SocketAddr::new(ip, addr.port()))
 }
 
@@ -352,8 +352,8 @@ mod tests {
     fn the_healthcheck_reaches_a_wildcard_listener_over_loopback() {
         let mut cfg = Config::default();
         assert_eq!(healthcheck_url(&cfg), "http://127.0.0.1:8080/healthz");
-        cfg.listen_addr = "[::]:8443".parse().unwrap();
-        cfg.tls = Some(config::TlsFiles {
+        cfg.server.listen_addr = "[::]:8443".parse().unwrap();
+        cfg.server.tls = Some(config::TlsFiles {
             cert: "c".into(),
             key: "k".into(),
         });

@@ -10,17 +10,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::config::Config;
+use super::Settings;
 use crate::db::{Db, maintenance};
 use crate::ops::Metrics;
 use crate::ops::certs::TlsStatus;
 
-/// The routes of this module, on any state that holds the configuration, the database,
+/// The routes of this module, on any state that holds the operations settings, the database,
 /// the metrics and the TLS status (`crate::state::AppState`).
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
-    Arc<Config>: FromRef<S>,
+    Arc<Settings>: FromRef<S>,
     Db: FromRef<S>,
     Arc<Metrics>: FromRef<S>,
     Arc<TlsStatus>: FromRef<S>,
@@ -42,7 +42,7 @@ pub async fn healthz() -> &'static str {
 /// `readiness_max_backlog_age_secs` is set) no undelivered webhook is older than that.
 /// Answers 200 or 503 with one line per check.
 pub async fn readyz(
-    State(config): State<Arc<Config>>,
+    State(config): State<Arc<Settings>>,
     State(db): State<Db>,
     State(metrics): State<Arc<Metrics>>,
     State(tls): State<Arc<TlsStatus>>,
@@ -115,7 +115,7 @@ pub async fn readyz(
 
 /// Prometheus metrics, behind `metrics_token` as a bearer token when it is set.
 pub async fn metrics(
-    State(config): State<Arc<Config>>,
+    State(config): State<Arc<Settings>>,
     State(db): State<Db>,
     State(metrics): State<Arc<Metrics>>,
     State(tls): State<Arc<TlsStatus>>,

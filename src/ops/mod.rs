@@ -9,8 +9,10 @@ pub mod lock;
 pub mod metrics;
 pub mod progress;
 pub mod redact;
+mod settings;
 pub mod simulate;
 pub mod startup;
 pub mod tls;
 
 pub use metrics::Metrics;
+pub use settings::{Checkpointing, LogFormat, Settings, Timings};

@@ -1,13 +1,20 @@
 //! Built-in HTTPS: the certificate and key from PEM files, reloaded on SIGHUP or when the
 //! files change, without closing the listener (connections already open keep their session).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use axum_server::tls_rustls::RustlsConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::TlsFiles;
+/// PEM files of the built-in HTTPS listener (`tls_cert_file`, `tls_key_file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
 
 /// Loads the certificate chain and key.
 pub async fn load(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {

@@ -4,6 +4,19 @@ use regex::Regex;
 
 use super::Rejection;
 
+/// The default `account_pattern`: 1-200 characters, none of them white space, control
+/// characters, format characters (general category Cf: bidi controls, zero-width characters)
+/// or other default-ignorable (invisible) code points such as fillers and variation
+/// selectors, so an account can never look like another (issue 15 point 5).
+pub const DEFAULT_ACCOUNT_PATTERN: &str =
+    r"^[^\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]{1,200}$";
+
+/// Compiles an `account_pattern` so that it must match the WHOLE account: `[0-9]{10}` means
+/// exactly ten digits, not ten digits somewhere inside (issue 15 point 5).
+pub fn anchored_pattern(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!(r"\A(?:{pattern})\z"))
+}
+
 /// An `account` that matches the configured `account_pattern` as a whole.
 ///
 /// The configuration compiles `account_pattern` anchored at both ends (`\A(?:...)\z`), so a
@@ -38,7 +51,6 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DEFAULT_ACCOUNT_PATTERN, anchored_pattern};
 
     fn code(s: &str, pattern: &str) -> u16 {
         let re = anchored_pattern(pattern).unwrap();

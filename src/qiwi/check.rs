@@ -8,6 +8,25 @@ use url::Url;
 pub use super::backend::Verdict;
 use super::backend::{MAX_BODY, judge};
 
+/// The account check's section of the configuration (`qiwi_check_url`, `check_timeout_secs`).
+/// Its `Debug` hides the URL's credentials and query values.
+#[derive(Clone)]
+pub struct Settings {
+    /// The merchant's account check endpoint; `None`: no check.
+    pub url: Option<Url>,
+    /// Timeout of one call to `url`.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url.as_ref().map(crate::ops::redact::url))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// Calls the check backend with its own timeout; never follows redirects.
 #[derive(Debug, Clone)]
 pub struct Checker {

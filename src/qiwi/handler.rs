@@ -4,30 +4,54 @@
 //! `tracing` span per request carries `command` and `txn_id`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request as HttpRequest, State};
+use axum::extract::{ConnectInfo, FromRef, Request as HttpRequest, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any as any_method;
+use tokio::sync::Notify;
 use tracing::Instrument;
 
-use super::Rules;
+use super::Settings;
+use super::check::Checker;
 use super::service::{Served, Service};
 use super::{Params, parse_params};
-use crate::db::{self, http_log::LogEntry};
-use crate::http::client_ip;
+use crate::db::{self, Db, http_log::LogEntry};
 use crate::http::request_log::PaymentInfo;
-use crate::state::AppState;
+use crate::http::{ServerSettings, client_ip};
+use crate::ops::Metrics;
 
 /// Largest request body accepted; larger ones get 413 and are logged without their body. The
 /// same cap `http::payment_guard` applies to a declared `Content-Length` before reading.
 pub const MAX_BODY: usize = crate::http::payment_guard::MAX_BODY as usize;
 
+/// What `/payment` takes from the application's state (an axum substate: [`FromRef`]).
+#[derive(Clone)]
+pub struct QiwiState {
+    /// The protocol's section of the configuration.
+    pub settings: Arc<Settings>,
+    /// The server's section: `trusted_proxies`, to know the client's address.
+    pub server: Arc<ServerSettings>,
+    /// The database.
+    pub db: Db,
+    /// The account checker, when `QIWI_CHECK_URL` is set.
+    pub checker: Option<Checker>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Woken whenever a new payment is stored: its webhook is due.
+    pub payment_stored: Arc<Notify>,
+}
+
 /// The protocol's paths, `/payment` and `/payment/`, on one router piece: whatever layer is
 /// put on it (auth, allow-list, log) covers both alike.
-pub fn routes() -> Router<AppState> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    QiwiState: FromRef<S>,
+{
     Router::new()
         .route("/payment", any_method(any))
         .route("/payment/", any_method(any))
@@ -35,7 +59,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Handles `/payment` for any method.
 pub async fn any(
-    State(state): State<AppState>,
+    State(state): State<QiwiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: HttpRequest,
 ) -> Response {
@@ -47,21 +71,17 @@ pub async fn any(
     handle(state, peer, req).instrument(span).await
 }
 
-async fn handle(state: AppState, peer: SocketAddr, req: HttpRequest) -> Response {
+async fn handle(state: QiwiState, peer: SocketAddr, req: HttpRequest) -> Response {
     let service = Service {
-        rules: Rules {
-            account_pattern: &state.config.account_pattern,
-            min_sum: state.config.min_sum,
-            max_sum: state.config.max_sum,
-        },
-        payments_enabled: state.config.payments_enabled,
+        rules: state.settings.rules(),
+        payments_enabled: state.settings.payments_enabled,
         db: &state.db,
         checker: state.checker.as_ref(),
         metrics: &state.metrics,
         payment_stored: &state.payment_stored,
     };
     let (parts, body) = req.into_parts();
-    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
+    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.server.trusted_proxies);
     let log = LogEntry {
         ip: ip.to_string(),
         url: parts

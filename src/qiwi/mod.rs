@@ -11,11 +11,13 @@ mod code;
 pub mod handler;
 mod request;
 pub mod service;
+mod settings;
 pub mod txn_id;
 
-pub use account::Account;
+pub use account::{Account, DEFAULT_ACCOUNT_PATTERN, anchored_pattern};
 pub use amount::{Amount, AmountError};
 pub use answer::{Answer, Field, ReadBack, read as read_answer};
 pub use code::{Rejection, ResultCode};
 pub use request::{Command, Params, Request, Rules, TxnDate, parse_params};
+pub use settings::Settings;
 pub use txn_id::TxnId;

@@ -262,7 +262,7 @@ fn repeated(name: &'static str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DEFAULT_ACCOUNT_PATTERN, anchored_pattern};
+    use crate::qiwi::{DEFAULT_ACCOUNT_PATTERN, anchored_pattern};
 
     fn parse_with(q: &str, min: i64, max: Option<i64>) -> Result<Request, Rejection> {
         let re = anchored_pattern(DEFAULT_ACCOUNT_PATTERN).unwrap();

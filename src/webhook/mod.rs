@@ -23,7 +23,7 @@ pub mod signing;
 pub mod worker;
 
 pub use outbox::Outbox;
-pub use worker::{Settings, Worker};
+pub use worker::{IDLE_RESCAN, Settings, Worker};
 
 /// Why the worker cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,9 @@ pub enum WebhookError {
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot build the webhook HTTP client: {0}")]
     Client(reqwest::Error),
+    /// A worker was asked for without `QIWI_WEBHOOK_URL`.
+    #[error("no webhook URL is configured (QIWI_WEBHOOK_URL)")]
+    NoUrl,
 }
 
 // By hand, not `#[from]`: that would also make the cause the `source()`, and a printed chain

@@ -28,16 +28,21 @@ const PAGE: usize = 256;
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Shutdown waits this much longer than one attempt's timeout for the attempts in flight.
 const DRAIN_MARGIN: Duration = Duration::from_secs(5);
+/// [`Settings::idle_rescan`] in production.
+pub const IDLE_RESCAN: Duration = Duration::from_secs(10);
 /// Tries to record an attempt's outcome before giving up (the delivery then stays due and is
 /// sent again: at least once).
 const RECORD_TRIES: u32 = 8;
 
-/// What the worker needs from the configuration (built by
-/// [`crate::config::Config::webhook_settings`]).
-#[derive(Debug, Clone)]
+/// The webhook's section of the configuration (`QIWI_WEBHOOK_URL`, `WEBHOOK_SECRET`,
+/// `webhook_*`), built from the keys by the configuration; this module does not read them.
+/// The worker runs only with a URL; the rest also stands without one (the dashboard judges
+/// stored attempts by `success_statuses`). Its `Debug` hides the URL's credentials and the
+/// secret.
+#[derive(Clone)]
 pub struct Settings {
-    /// Where payments are POSTed (`QIWI_WEBHOOK_URL`).
-    pub url: Url,
+    /// Where payments are POSTed (`QIWI_WEBHOOK_URL`); `None`: payments are stored, not sent.
+    pub url: Option<Url>,
     /// The signing secret (`WEBHOOK_SECRET`).
     pub secret: Option<Secret>,
     /// Timeout of one attempt.
@@ -49,11 +54,27 @@ pub struct Settings {
     /// Attempts in flight at once.
     pub concurrency: usize,
     /// Longest sleep between two looks at the outbox when nothing wakes the worker earlier
-    /// (`timings.webhook_idle_rescan`, 10 s). It picks up what no notification announces: a
+    /// (10 s; not a configuration key: tests lengthen it). It picks up what no notification announces: a
     /// resend made by another process (the CLI), rows skipped while the clock jumped back.
     pub idle_rescan: Duration,
     /// Statuses that count as delivered (`webhook_success_statuses`; 200 and 201 by default).
     pub success_statuses: Vec<u16>,
+}
+
+impl std::fmt::Debug for Settings {
+    // By hand because `Url`'s own `Debug` prints user info and query values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url.as_ref().map(crate::ops::redact::url))
+            .field("secret", &self.secret)
+            .field("timeout", &self.timeout)
+            .field("backoff", &self.backoff)
+            .field("max_attempts", &self.max_attempts)
+            .field("concurrency", &self.concurrency)
+            .field("idle_rescan", &self.idle_rescan)
+            .field("success_statuses", &self.success_statuses)
+            .finish()
+    }
 }
 
 /// The retry policy: what an attempt's outcome makes of its delivery.
@@ -157,6 +178,8 @@ struct Inner {
 
 impl Worker {
     /// A worker for `db` with `settings`, reading time from `clock` and jitter from `jitter`.
+    ///
+    /// Errors: `settings` has no URL or an unusable secret, or the HTTP client cannot be built.
     pub fn new(
         db: Db,
         settings: Settings,
@@ -168,7 +191,8 @@ impl Worker {
             .as_ref()
             .map(|s| Signer::new(&s.0))
             .transpose()?;
-        let deliverer = Deliverer::new(settings.url, signer, settings.timeout)
+        let url = settings.url.ok_or(WebhookError::NoUrl)?;
+        let deliverer = Deliverer::new(url, signer, settings.timeout)
             .map(|d| d.with_success_statuses(settings.success_statuses))
             .map_err(|e| WebhookError::Client(e.without_url()))?;
         Ok(Worker {

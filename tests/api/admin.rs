@@ -16,7 +16,7 @@ use crate::helpers::*;
 const PASSWORD: &str = "correct horse battery";
 
 fn with_password(c: &mut Config) {
-    c.admin_password = Some(Secret(PASSWORD.into()));
+    c.admin.password = Some(Secret(PASSWORD.into()));
 }
 
 /// Form posts (reqwest's `form` needs a feature the crate does not enable).
@@ -336,7 +336,7 @@ async fn login_opens_a_session_in_a_strict_cookie_and_logout_ends_it() {
 async fn the_cookie_is_secure_when_configured() {
     let app = spawn_app_with(|c| {
         with_password(c);
-        c.admin_cookie_secure = true;
+        c.admin.cookie_secure = true;
     })
     .await;
     let resp = post_login(&app, "admin", PASSWORD).await;
@@ -518,11 +518,9 @@ async fn without_a_configured_password_the_first_start_generates_one_and_keeps_i
     // A restart keeps that password and prints nothing new.
     let dir = app.stop().await;
     logs.0.lock().unwrap().clear();
-    let config = Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database_path: dir.path().join("qiwi.db"),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.server.listen_addr = "127.0.0.1:0".parse().unwrap();
+    config.ops.database_path = dir.path().join("qiwi.db");
     let app = start_in(dir, config).await;
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(!text.contains("password `"), "{text}");
@@ -1144,7 +1142,7 @@ async fn a_resend_is_sent_by_the_worker_and_shows_as_a_new_attempt() {
     .await;
     let app = spawn_app_with(|c| {
         with_password(c);
-        c.webhook_url = Some(format!("{backend}/hook").parse().unwrap());
+        c.webhook.url = Some(format!("{backend}/hook").parse().unwrap());
     })
     .await;
     app.pay("900", "acc", "3.21").await;
@@ -1183,8 +1181,8 @@ async fn a_resend_is_sent_by_the_worker_and_shows_as_a_new_attempt() {
 async fn moscow_time_russian_amounts_totals_and_prefix_search() {
     let app = spawn_app_with(|c| {
         with_password(c);
-        c.display_timezone = "Europe/Moscow".parse().unwrap();
-        c.display_locale = qiwi_gateway::config::DisplayLocale::Ru;
+        c.admin.display_timezone = "Europe/Moscow".parse().unwrap();
+        c.admin.display_locale = qiwi_gateway::config::DisplayLocale::Ru;
     })
     .await;
     add_txns(
@@ -1347,7 +1345,7 @@ async fn concurrent_exports_are_limited() {
 async fn a_listed_2xx_gets_no_dashboard_warning_and_an_unlisted_one_does() {
     let app = spawn_app_with(|c| {
         with_password(c);
-        c.webhook_success_statuses = vec![200, 201, 204];
+        c.webhook.success_statuses = vec![200, 201, 204];
     })
     .await;
     add_txns(
@@ -1388,7 +1386,7 @@ async fn a_listed_2xx_gets_no_dashboard_warning_and_an_unlisted_one_does() {
 async fn dashboard_warnings_and_the_result_filter() {
     let app = spawn_app_with(|c| {
         with_password(c);
-        c.payments_enabled = false;
+        c.qiwi.payments_enabled = false;
     })
     .await;
     app.pay("1", "acc", "1").await;
@@ -1464,7 +1462,7 @@ async fn display_fields_of_a_check_are_shown_on_its_request_page() {
     .await;
     let app = spawn_app_with(|c| {
         with_password(c);
-        c.check_url = Some(format!("{backend}/check").parse().unwrap());
+        c.check.url = Some(format!("{backend}/check").parse().unwrap());
     })
     .await;
     assert_eq!(app.check("77", "acc", "10").await.result(), 0);
@@ -1556,7 +1554,7 @@ async fn the_transaction_page_shows_each_attempts_request_as_the_receiver_got_it
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let app = spawn_app_with(|c| {
         with_password(c);
-        c.webhook_url = Some(
+        c.webhook.url = Some(
             format!(
                 "{}/hook?token=s3cr3t-token",
                 backend.replace("http://", "http://hookuser:hookpass@")
@@ -1564,7 +1562,7 @@ async fn the_transaction_page_shows_each_attempts_request_as_the_receiver_got_it
             .parse()
             .unwrap(),
         );
-        c.webhook_secret = Some(Secret(SECRET.into()));
+        c.webhook.secret = Some(Secret(SECRET.into()));
     })
     .await;
     app.pay("900", "79991234567", "3.21").await;

@@ -51,8 +51,8 @@ async fn check_backend_verdicts_map_to_result_codes() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let base = backend(seen.clone()).await;
     let app = spawn_app_with(|c| {
-        c.check_url = Some(format!("{base}/check?shop=7").parse().unwrap());
-        c.check_timeout = Duration::from_secs(1);
+        c.check.url = Some(format!("{base}/check?shop=7").parse().unwrap());
+        c.check.timeout = Duration::from_secs(1);
     })
     .await;
     assert_eq!(app.check("1", "ok", "10").await.result(), 0);
@@ -77,7 +77,7 @@ async fn check_backend_verdicts_map_to_result_codes() {
 #[tokio::test]
 async fn unreachable_check_backend_answers_1() {
     let url = refused_url().await;
-    let app = spawn_app_with(|c| c.check_url = Some(url.parse().unwrap())).await;
+    let app = spawn_app_with(|c| c.check.url = Some(url.parse().unwrap())).await;
     assert_eq!(app.check("1", "ok", "10").await.result(), 1);
 }
 

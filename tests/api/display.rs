@@ -85,7 +85,7 @@ fn assert_shown(what: &str, text: &str) {
 
 #[tokio::test]
 async fn invisible_characters_in_request_data_are_written_out_on_pages_and_in_csv() {
-    let app = spawn_app_with(|c| c.admin_password = Some(Secret(PASSWORD.into()))).await;
+    let app = spawn_app_with(|c| c.admin.password = Some(Secret(PASSWORD.into()))).await;
     let session = login(&app).await;
     // Stored as they may be in a database from before accounts were restricted, or through
     // a custom account_pattern.
@@ -157,13 +157,13 @@ async fn invisible_characters_in_request_data_are_written_out_on_pages_and_in_cs
 #[tokio::test]
 async fn the_dashboard_shows_configured_urls_without_credentials() {
     let app = spawn_app_with(|c| {
-        c.admin_password = Some(Secret(PASSWORD.into()));
-        c.webhook_url = Some(
+        c.admin.password = Some(Secret(PASSWORD.into()));
+        c.webhook.url = Some(
             "http://hookuser:hookpass@127.0.0.1:9/hook?token=hooktok"
                 .parse()
                 .unwrap(),
         );
-        c.check_url = Some(
+        c.check.url = Some(
             "http://chkuser:chkpass@127.0.0.1:9/check?token=chktok"
                 .parse()
                 .unwrap(),

@@ -38,8 +38,8 @@ async fn slow_loris() -> String {
 async fn a_slow_loris_check_backend_costs_at_most_the_check_timeout() {
     let base = slow_loris().await;
     let app = spawn_app_with(|c| {
-        c.check_url = Some(format!("{base}/check").parse().unwrap());
-        c.check_timeout = Duration::from_secs(1);
+        c.check.url = Some(format!("{base}/check").parse().unwrap());
+        c.check.timeout = Duration::from_secs(1);
     })
     .await;
     let started = Instant::now();
@@ -57,8 +57,8 @@ async fn a_hanging_webhook_receiver_does_not_slow_payments() {
     let base = slow_loris().await;
     let timeout = Duration::from_secs(5);
     let app = spawn_app_with(|c| {
-        c.webhook_url = Some(format!("{base}/hook").parse().unwrap());
-        c.webhook_timeout = timeout;
+        c.webhook.url = Some(format!("{base}/hook").parse().unwrap());
+        c.webhook.timeout = timeout;
     })
     .await;
     for i in 0..20 {
@@ -113,9 +113,9 @@ async fn a_failing_receiver_is_retried_on_the_schedule_not_in_a_spin() {
         )
         .await;
     let app = spawn_app_with(|c| {
-        c.webhook_url = Some(format!("{base}/hook").parse().unwrap());
-        c.webhook_initial_delay = Duration::from_secs(1);
-        c.webhook_max_delay = Duration::from_secs(1);
+        c.webhook.url = Some(format!("{base}/hook").parse().unwrap());
+        c.webhook.backoff.initial = Duration::from_secs(1);
+        c.webhook.backoff.max = Duration::from_secs(1);
     })
     .await;
     assert_eq!(app.pay("1", "acc", "1").await.result(), 0);

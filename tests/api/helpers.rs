@@ -24,11 +24,10 @@ pub struct TestApp {
 
 /// The configuration tests start from: loopback, port 0, a temporary database.
 pub fn test_config(dir: &tempfile::TempDir) -> Config {
-    Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database_path: dir.path().join("qiwi.db"),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.server.listen_addr = "127.0.0.1:0".parse().unwrap();
+    config.ops.database_path = dir.path().join("qiwi.db");
+    config
 }
 
 /// Starts the gateway on defaults.
@@ -46,7 +45,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts the gateway with `config` (whose database lives in `dir`).
 pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestApp {
-    let db_path = config.database_path.clone();
+    let db_path = config.ops.database_path.clone();
     let state = AppState::new(config).unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let running = app::start(state.clone(), async {

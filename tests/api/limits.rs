@@ -56,7 +56,7 @@ fn db_bytes(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn refused_requests_are_answered_from_the_head_and_stored_bounded() {
-    let app = spawn_app_with(|c| c.http_auth = auth()).await;
+    let app = spawn_app_with(|c| c.qiwi.http_auth = auth()).await;
 
     // The body is announced and never sent: only a server that decides from the head answers.
     let head = "POST /payment HTTP/1.1\r\nHost: x\r\nContent-Type: \
@@ -120,7 +120,7 @@ async fn refused_requests_are_answered_from_the_head_and_stored_bounded() {
 
 #[tokio::test]
 async fn an_address_outside_the_allow_list_is_refused_from_the_head() {
-    let app = spawn_app_with(|c| c.qiwi_allowed_ips = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let app = spawn_app_with(|c| c.qiwi.allowed_ips = vec!["10.0.0.0/8".parse().unwrap()]).await;
     let head = "POST /payment HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n";
     let answer = send_head(app.addr, head).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
@@ -137,7 +137,7 @@ async fn an_address_outside_the_allow_list_is_refused_from_the_head() {
 
 #[tokio::test]
 async fn a_declared_body_over_the_cap_is_answered_413_at_once_and_logged() {
-    let app = spawn_app_with(|c| c.http_auth = auth()).await;
+    let app = spawn_app_with(|c| c.qiwi.http_auth = auth()).await;
     // Authenticated: base64("qiwi:s3cret-pass").
     let head = "POST /payment HTTP/1.1\r\nHost: x\r\nAuthorization: Basic cWl3aTpzM2NyZXQtcGFzcw==\r\n\
                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 99999999999\r\n\r\n";
@@ -192,7 +192,7 @@ async fn drip_until_closed(addr: std::net::SocketAddr, head: &str, drip: &[u8]) 
 
 #[tokio::test]
 async fn a_slow_head_is_cut_at_the_header_timeout_and_idle_connections_close() {
-    let app = spawn_app_with(|c| c.http_header_timeout = Duration::from_secs(1)).await;
+    let app = spawn_app_with(|c| c.server.header_timeout = Duration::from_secs(1)).await;
     let started = std::time::Instant::now();
     let answer = drip_until_closed(
         app.addr,
@@ -222,7 +222,7 @@ async fn a_slow_head_is_cut_at_the_header_timeout_and_idle_connections_close() {
 
 #[tokio::test]
 async fn a_body_still_dripping_at_the_request_deadline_is_answered_and_logged() {
-    let app = spawn_app_with(|c| c.http_request_timeout = Duration::from_secs(2)).await;
+    let app = spawn_app_with(|c| c.server.request_timeout = Duration::from_secs(2)).await;
     let answer = drip_until_closed(
         app.addr,
         "POST /payment HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
@@ -239,7 +239,7 @@ async fn a_body_still_dripping_at_the_request_deadline_is_answered_and_logged() 
 
 #[tokio::test]
 async fn connections_over_the_limit_wait_until_one_closes() {
-    let app = spawn_app_with(|c| c.http_max_connections = 2).await;
+    let app = spawn_app_with(|c| c.server.max_connections = 2).await;
     let held: Vec<TcpStream> = futures::future::join_all((0..2).map(|_| async {
         let mut s = TcpStream::connect(app.addr).await.unwrap();
         // A request answered proves the server took the connection (and its permit).
@@ -289,7 +289,7 @@ async fn post_login(client: &reqwest::Client, base: &str, password: &str) -> req
 #[tokio::test]
 async fn sessions_end_when_the_configured_admin_password_changes() {
     let app = spawn_app_with(|c| {
-        c.admin_password = Some(Secret("first-password-123".into()));
+        c.admin.password = Some(Secret("first-password-123".into()));
     })
     .await;
     let resp = post_login(&app.client, &app.base, "first-password-123").await;
@@ -315,7 +315,7 @@ async fn sessions_end_when_the_configured_admin_password_changes() {
     let restart = |app: TestApp, password: &'static str| async move {
         let dir = app.stop().await;
         let mut config = test_config(&dir);
-        config.admin_password = Some(Secret(password.into()));
+        config.admin.password = Some(Secret(password.into()));
         start_in(dir, config).await
     };
     let app = restart(app, "first-password-123").await;
@@ -557,11 +557,11 @@ async fn the_session_cookie_is_secure_when_the_gateway_serves_tls() {
     std::fs::write(&cert, ck.cert.pem()).unwrap();
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
     let app = spawn_app_with(|c| {
-        c.tls = Some(qiwi_gateway::config::TlsFiles {
+        c.server.tls = Some(qiwi_gateway::config::TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
         });
-        c.admin_password = Some(Secret("tls-password-123".into()));
+        c.admin.password = Some(Secret("tls-password-123".into()));
     })
     .await;
     let client = reqwest::Client::builder()
@@ -591,7 +591,7 @@ async fn the_session_cookie_is_secure_when_the_gateway_serves_tls() {
 
 #[tokio::test]
 async fn a_head_over_32_kib_is_answered_431_and_stores_nothing() {
-    let app = spawn_app_with(|c| c.http_auth = auth()).await;
+    let app = spawn_app_with(|c| c.qiwi.http_auth = auth()).await;
     // The issue's flood: 75 headers of 4,000 bytes.
     let mut head = String::from("POST /payment HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n");
     for i in 0..75 {

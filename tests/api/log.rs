@@ -7,7 +7,7 @@ use qiwi_gateway::config::{BasicAuth, Secret};
 use crate::helpers::*;
 
 fn with_auth(c: &mut qiwi_gateway::config::Config) {
-    c.http_auth = Some(BasicAuth {
+    c.qiwi.http_auth = Some(BasicAuth {
         username: "qiwi".into(),
         password: Secret("pa55word".into()),
     });

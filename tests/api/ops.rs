@@ -34,7 +34,7 @@ impl TestApp {
 
 #[tokio::test]
 async fn an_address_outside_the_allow_list_gets_403_and_is_logged() {
-    let app = spawn_app_with(|c| c.qiwi_allowed_ips = nets(&["79.142.16.0/20"])).await;
+    let app = spawn_app_with(|c| c.qiwi.allowed_ips = nets(&["79.142.16.0/20"])).await;
     let resp = app.pay_forwarded("1", "79.142.16.5").await;
     assert_eq!(resp.status(), 403);
     assert_eq!(app.last_log(), ("127.0.0.1".to_owned(), 403));
@@ -43,7 +43,7 @@ async fn an_address_outside_the_allow_list_gets_403_and_is_logged() {
 
 #[tokio::test]
 async fn an_address_inside_the_allow_list_is_served() {
-    let app = spawn_app_with(|c| c.qiwi_allowed_ips = nets(&["10.0.0.0/8", "127.0.0.0/8"])).await;
+    let app = spawn_app_with(|c| c.qiwi.allowed_ips = nets(&["10.0.0.0/8", "127.0.0.0/8"])).await;
     assert_eq!(app.pay("1", "acc", "1.00").await.result(), 0);
     assert_eq!(app.last_log(), ("127.0.0.1".to_owned(), 200));
 }
@@ -53,8 +53,8 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
     // The peer (127.0.0.1) is no trusted proxy: its X-Forwarded-For claiming a QIWI address
     // must not let it in, and the log names the peer.
     let app = spawn_app_with(|c| {
-        c.qiwi_allowed_ips = nets(&["79.142.16.0/20"]);
-        c.trusted_proxies = nets(&["10.0.0.0/8"]);
+        c.qiwi.allowed_ips = nets(&["79.142.16.0/20"]);
+        c.server.trusted_proxies = nets(&["10.0.0.0/8"]);
     })
     .await;
     let resp = app.pay_forwarded("1", "79.142.16.5").await;
@@ -65,8 +65,8 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_is_checked_and_logged() {
     let app = spawn_app_with(|c| {
-        c.qiwi_allowed_ips = nets(&["79.142.16.0/20"]);
-        c.trusted_proxies = nets(&["127.0.0.1/32"]);
+        c.qiwi.allowed_ips = nets(&["79.142.16.0/20"]);
+        c.server.trusted_proxies = nets(&["127.0.0.1/32"]);
     })
     .await;
     let resp = app.pay_forwarded("1", "79.142.16.5").await;
@@ -131,7 +131,7 @@ async fn readyz_is_ok_while_the_database_takes_writes() {
 #[tokio::test]
 async fn readyz_fails_while_the_database_cannot_be_written_and_recovers() {
     let app = spawn_app_with(|c| {
-        c.timings.readiness_deadline = std::time::Duration::from_millis(300);
+        c.ops.timings.readiness_deadline = std::time::Duration::from_millis(300);
     })
     .await;
     // Another process holding SQLite's write lock (a stuck shell, a copy tool): the gateway
@@ -161,7 +161,7 @@ async fn readyz_fails_while_the_database_cannot_be_written_and_recovers() {
 #[tokio::test]
 async fn readyz_fails_when_the_oldest_undelivered_webhook_is_too_old() {
     let app = spawn_app_with(|c| {
-        c.readiness_max_backlog_age = Some(std::time::Duration::from_secs(3600));
+        c.ops.readiness_max_backlog_age = Some(std::time::Duration::from_secs(3600));
     })
     .await;
     assert_eq!(app.pay("1", "acc", "1.00").await.result(), 0);
@@ -182,8 +182,8 @@ async fn readyz_fails_when_the_oldest_undelivered_webhook_is_too_old() {
 #[tokio::test]
 async fn metrics_count_known_traffic() {
     let app = spawn_app_with(|c| {
-        c.qiwi_allowed_ips = nets(&["127.0.0.0/8"]);
-        c.trusted_proxies = nets(&["127.0.0.1/32"]);
+        c.qiwi.allowed_ips = nets(&["127.0.0.0/8"]);
+        c.server.trusted_proxies = nets(&["127.0.0.1/32"]);
     })
     .await;
     assert_eq!(app.pay("1", "acc", "10.45").await.result(), 0);
@@ -226,7 +226,7 @@ async fn metrics_count_known_traffic() {
 #[tokio::test]
 async fn metrics_token_guards_the_metrics() {
     let app = spawn_app_with(|c| {
-        c.metrics_token = Some(qiwi_gateway::config::Secret("s3cret-token".into()));
+        c.ops.metrics_token = Some(qiwi_gateway::config::Secret("s3cret-token".into()));
     })
     .await;
     let resp = app.get("/metrics").await;
@@ -284,16 +284,19 @@ async fn housekeeping_prunes_old_log_rows_in_batches_and_a_checkpoint_completes(
         c.execute_batch("COMMIT").unwrap();
     }
     let stop = tokio_util::sync::CancellationToken::new();
-    let report =
-        qiwi_gateway::ops::housekeeping::once(&app.state.db, app.state.config.log_retention, &stop)
-            .await;
+    let report = qiwi_gateway::ops::housekeeping::once(
+        &app.state.db,
+        app.state.config.ops.log_retention,
+        &stop,
+    )
+    .await;
     assert_eq!(report.pruned, 1200);
     // The database's own checkpointer thread (every second) or a pooled reader may hold the WAL
     // at that moment: a PASSIVE checkpoint then reports busy or stops short of the end. Poll
     // (generously) until one completes; the last one is what is asserted.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let cp = loop {
-        let cp = qiwi_gateway::ops::housekeeping::checkpoint(&app.state.config.database_path)
+        let cp = qiwi_gateway::ops::housekeeping::checkpoint(&app.state.config.ops.database_path)
             .await
             .expect("a checkpoint ran");
         if (!cp.busy && cp.checkpointed == cp.log) || std::time::Instant::now() >= deadline {
@@ -361,8 +364,8 @@ async fn housekeeping_runs_in_the_background_and_keeps_everything_when_retention
     let logs = Logs::default();
     let _guard = logs.capture();
     let app = spawn_app_with(|c| {
-        c.log_retention = None;
-        c.timings.housekeeping = std::time::Duration::from_millis(50);
+        c.ops.log_retention = None;
+        c.ops.timings.housekeeping = std::time::Duration::from_millis(50);
     })
     .await;
     app.db_rw()
@@ -377,7 +380,7 @@ async fn housekeeping_runs_in_the_background_and_keeps_everything_when_retention
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 1);
 
     let app =
-        spawn_app_with(|c| c.timings.housekeeping = std::time::Duration::from_millis(50)).await;
+        spawn_app_with(|c| c.ops.timings.housekeeping = std::time::Duration::from_millis(50)).await;
     app.db_rw()
         .execute(
             "INSERT INTO qiwi_http_log (ip, url, method, headers, created_at, status)
@@ -419,11 +422,11 @@ async fn built_in_tls_serves_https_and_reloads_a_changed_certificate() {
     std::fs::write(&cert_path, &cert_a).unwrap();
     std::fs::write(&key_path, &key_a).unwrap();
     let app = spawn_app_with(|c| {
-        c.tls = Some(qiwi_gateway::config::TlsFiles {
+        c.server.tls = Some(qiwi_gateway::config::TlsFiles {
             cert: cert_path.clone(),
             key: key_path.clone(),
         });
-        c.timings.tls_watch = std::time::Duration::from_millis(50);
+        c.ops.timings.tls_watch = std::time::Duration::from_millis(50);
     })
     .await;
     let url = format!(
@@ -489,11 +492,11 @@ async fn a_broken_renewal_keeps_the_previous_certificate() {
     std::fs::write(&cert_path, &cert_a).unwrap();
     std::fs::write(&key_path, &key_a).unwrap();
     let app = spawn_app_with(|c| {
-        c.tls = Some(qiwi_gateway::config::TlsFiles {
+        c.server.tls = Some(qiwi_gateway::config::TlsFiles {
             cert: cert_path.clone(),
             key: key_path.clone(),
         });
-        c.timings.tls_watch = std::time::Duration::from_millis(50);
+        c.ops.timings.tls_watch = std::time::Duration::from_millis(50);
     })
     .await;
     // a key that does not belong to the certificate: the watcher sees it and refuses it
@@ -528,7 +531,7 @@ async fn external_checkpointing_stops_the_gateways_own_checkpoints() {
     let app = spawn_app().await;
     assert!(app.state.db.background_checkpoints());
     let app = spawn_app_with(|c| {
-        c.db_checkpoint = qiwi_gateway::config::Checkpointing::External;
+        c.ops.db_checkpoint = qiwi_gateway::config::Checkpointing::External;
     })
     .await;
     assert!(!app.state.db.background_checkpoints());
@@ -560,7 +563,7 @@ async fn metrics_count_webhook_attempts_by_outcome() {
         (format!("{backend}/bad"), "rejected"),
         (refused_url().await, "no_answer"),
     ] {
-        let app = spawn_app_with(|c| c.webhook_url = Some(url.parse().unwrap())).await;
+        let app = spawn_app_with(|c| c.webhook.url = Some(url.parse().unwrap())).await;
         assert_eq!(app.pay("1", "acc", "1.00").await.result(), 0);
         until("an attempt", || {
             app.count("SELECT COUNT(*) FROM qiwi_webhook_attempt") >= 1

@@ -154,7 +154,8 @@ async fn post_form_works_like_get() {
 #[tokio::test]
 async fn every_result_code_of_the_parameter_table_over_http() {
     let app =
-        spawn_app_with(|c| c.max_sum = Some(qiwi_gateway::qiwi::Amount::from_minor(100_000))).await;
+        spawn_app_with(|c| c.qiwi.max_sum = Some(qiwi_gateway::qiwi::Amount::from_minor(100_000)))
+            .await;
     let cases = [
         ("", 300),
         ("command=refund&txn_id=1&account=a&sum=1", 300),
@@ -235,7 +236,7 @@ async fn payments_switched_off_answer_7_but_known_pays_still_answer_0() {
         .to_owned();
     let dir = app.stop().await;
     let mut cfg = test_config(&dir);
-    cfg.payments_enabled = false;
+    cfg.qiwi.payments_enabled = false;
     let app = start_in(dir, cfg).await;
     assert_eq!(app.pay("901", "acc", "3").await.result(), 7);
     assert_eq!(app.check("902", "acc", "3").await.result(), 7);

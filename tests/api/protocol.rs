@@ -87,8 +87,8 @@ fn answer(account: &str) -> Response {
 async fn app_with_backend() -> TestApp {
     let base = backend().await;
     spawn_app_with(|c| {
-        c.check_url = Some(format!("{base}/check").parse().unwrap());
-        c.check_timeout = Duration::from_secs(5);
+        c.check.url = Some(format!("{base}/check").parse().unwrap());
+        c.check.timeout = Duration::from_secs(5);
     })
     .await
 }
@@ -252,7 +252,7 @@ async fn get_info_is_answered_like_check_without_txn_ids() {
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 6);
     // with maintenance on, like check: 7
-    let app = spawn_app_with(|c| c.payments_enabled = false).await;
+    let app = spawn_app_with(|c| c.qiwi.payments_enabled = false).await;
     assert_eq!(app.query("command=getInfo&account=a").await.result(), 7);
 }
 
@@ -279,8 +279,8 @@ async fn a_check_before_the_money_is_in_skips_the_limits_but_not_the_backend() {
     );
     // a sum that is given is judged: pay keeps every rule
     let limited = spawn_app_with(|c| {
-        c.min_sum = qiwi_gateway::qiwi::Amount::from_minor(100);
-        c.max_sum = Some(qiwi_gateway::qiwi::Amount::from_minor(1000));
+        c.qiwi.min_sum = qiwi_gateway::qiwi::Amount::from_minor(100);
+        c.qiwi.max_sum = Some(qiwi_gateway::qiwi::Amount::from_minor(1000));
     })
     .await;
     assert_eq!(limited.check("1", "a", "0.00").await.result(), 0);
@@ -341,7 +341,7 @@ async fn leading_zeros_do_not_make_a_second_payment() {
 #[tokio::test]
 async fn payment_with_a_trailing_slash_is_the_same_endpoint() {
     let app = spawn_app_with(|c| {
-        c.http_auth = Some(BasicAuth {
+        c.qiwi.http_auth = Some(BasicAuth {
             username: "qiwi".into(),
             password: Secret("pa55word".into()),
         });
@@ -403,7 +403,7 @@ async fn payment_with_a_trailing_slash_is_the_same_endpoint() {
 #[tokio::test]
 async fn the_allow_list_covers_payment_with_a_slash() {
     let app =
-        spawn_app_with(|c| c.qiwi_allowed_ips = vec!["79.142.16.0/20".parse().unwrap()]).await;
+        spawn_app_with(|c| c.qiwi.allowed_ips = vec!["79.142.16.0/20".parse().unwrap()]).await;
     let resp = app
         .client
         .get(format!(

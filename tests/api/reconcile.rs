@@ -106,8 +106,8 @@ fn variants() -> Vec<(String, Vec<u8>)> {
 
 async fn seeded() -> TestApp {
     let app = spawn_app_with(|c| {
-        c.admin_password = Some(qiwi_gateway::config::Secret(PASSWORD.into()));
-        c.reconcile_max_upload = 4096;
+        c.admin.password = Some(qiwi_gateway::config::Secret(PASSWORD.into()));
+        c.admin.reconcile_max_upload = 4096;
     })
     .await;
     for (txn, account, sum, date) in PAYMENTS {

@@ -53,12 +53,12 @@ fn declared_routes() -> Vec<String> {
 #[tokio::test]
 async fn no_unintended_route_is_open() {
     let app = spawn_app_with(|c| {
-        c.http_auth = Some(BasicAuth {
+        c.qiwi.http_auth = Some(BasicAuth {
             username: "qiwi".into(),
             password: Secret("pw".into()),
         });
-        c.metrics_token = Some(Secret("token".into()));
-        c.admin_password = Some(Secret("admin-pw".into()));
+        c.ops.metrics_token = Some(Secret("token".into()));
+        c.admin.password = Some(Secret("admin-pw".into()));
     })
     .await;
     app.pay_as("1", "qiwi", "pw").await;

@@ -170,20 +170,20 @@ fn test_clock() -> ManualClock {
 /// A webhook configuration for `url` with a 1 s timeout, then `tweak`.
 fn webhook_config(base: &Config, url: &str, tweak: impl FnOnce(&mut Config)) -> Config {
     let mut cfg = base.clone();
-    cfg.webhook_url = Some(Url::parse(url).unwrap());
-    cfg.webhook_timeout = Duration::from_secs(1);
+    cfg.webhook.url = Some(Url::parse(url).unwrap());
+    cfg.webhook.timeout = Duration::from_secs(1);
     tweak(&mut cfg);
     cfg
 }
 
 async fn harness(url: &str, tweak: impl FnOnce(&mut Config)) -> Harness {
     let app = spawn_app().await;
-    assert!(app.state.config.webhook_url.is_none());
+    assert!(app.state.config.webhook.url.is_none());
     let cfg = webhook_config(&app.state.config, url, tweak);
     let clock = test_clock();
     let worker = Worker::new(
         app.state.db.clone(),
-        cfg.webhook_settings().unwrap(),
+        cfg.webhook.clone(),
         Arc::new(clock.clone()),
         fixed_jitter(0.0),
     )
@@ -473,7 +473,7 @@ async fn retry_after_is_honoured_within_the_cap() {
     assert_eq!(row(&h.app, 1).due_ms, Some(h.now_ms() + 120_000));
 
     let h = harness(&format!("{base}/retry-after/86400"), |c| {
-        c.webhook_max_delay = Duration::from_secs(600);
+        c.webhook.backoff.max = Duration::from_secs(600);
     })
     .await;
     h.pay("1", "1").await;
@@ -485,7 +485,7 @@ async fn retry_after_is_honoured_within_the_cap() {
 async fn max_attempts_stops_retrying_and_resend_revives_it() {
     let (receiver, base) = Receiver::spawn().await;
     let h = harness(&format!("{base}/status/500"), |c| {
-        c.webhook_max_attempts = Some(3);
+        c.webhook.max_attempts = Some(3);
     })
     .await;
     h.pay("1", "1").await;
@@ -595,7 +595,7 @@ async fn the_signature_verifies_with_an_independent_verifier() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let (receiver, base) = Receiver::spawn().await;
     let h = harness(&format!("{base}/status/200"), |c| {
-        c.webhook_secret = Some(Secret(secret.into()));
+        c.webhook.secret = Some(Secret(secret.into()));
     })
     .await;
     h.pay("1001", "10.45").await;
@@ -630,7 +630,7 @@ async fn a_plain_secret_signs_with_its_bytes() {
     let secret = "not-base64-just-a-passphrase";
     let (receiver, base) = Receiver::spawn().await;
     let h = harness(&format!("{base}/status/200"), |c| {
-        c.webhook_secret = Some(Secret(secret.into()));
+        c.webhook.secret = Some(Secret(secret.into()));
     })
     .await;
     h.pay("1", "1").await;
@@ -668,7 +668,7 @@ async fn resend_sends_a_delivered_payment_once_more() {
 #[tokio::test]
 async fn concurrency_is_bounded() {
     let (receiver, base) = Receiver::spawn().await;
-    let h = harness(&format!("{base}/slow/150"), |c| c.webhook_concurrency = 2).await;
+    let h = harness(&format!("{base}/slow/150"), |c| c.webhook.concurrency = 2).await;
     for i in 0..6 {
         h.pay(&format!("{}", 100 + i), "1").await;
     }
@@ -685,7 +685,7 @@ async fn concurrency_is_bounded() {
 #[tokio::test]
 async fn no_payment_is_attempted_twice_at_once() {
     let (receiver, base) = Receiver::spawn().await;
-    let h = harness(&format!("{base}/slow/100"), |c| c.webhook_concurrency = 8).await;
+    let h = harness(&format!("{base}/slow/100"), |c| c.webhook.concurrency = 8).await;
     for i in 0..5 {
         h.pay(&format!("{}", 100 + i), "1").await;
     }
@@ -700,7 +700,7 @@ async fn no_payment_is_attempted_twice_at_once() {
 async fn a_backlog_longer_than_a_page_is_delivered_in_one_step() {
     let (receiver, base) = Receiver::spawn().await;
     let h = harness(&format!("{base}/status/200"), |c| {
-        c.webhook_concurrency = 16
+        c.webhook.concurrency = 16
     })
     .await;
     let pays = (0..600).map(|i| h.app.pay_owned_txn(format!("{}", 5_000 + i)));
@@ -751,7 +751,7 @@ async fn a_stored_payment_is_delivered_at_once() {
     let dir = app.stop().await;
     let (receiver, base) = Receiver::spawn().await;
     let app = spawn_with_url(Some(dir), &format!("{base}/status/200"), |c| {
-        c.timings.webhook_idle_rescan = Duration::from_secs(3_600);
+        c.webhook.idle_rescan = Duration::from_secs(3_600);
     })
     .await;
     eventually(Duration::from_secs(30), "the backlog delivered", || {
@@ -771,7 +771,7 @@ async fn a_stored_payment_is_delivered_at_once() {
 async fn the_background_worker_retries_on_its_timer() {
     let (receiver, base) = Receiver::spawn().await;
     let app = spawn_with_url(None, &format!("{base}/flaky/1"), |c| {
-        c.webhook_initial_delay = Duration::from_secs(1);
+        c.webhook.backoff.initial = Duration::from_secs(1);
     })
     .await;
     assert_eq!(app.pay("1", "acc", "1").await.result(), 0);
@@ -823,8 +823,8 @@ async fn without_a_url_nothing_is_attempted_and_a_restart_with_one_delivers_the_
 async fn shutdown_waits_for_the_attempt_in_flight_and_starts_no_new_one() {
     let (receiver, base) = Receiver::spawn().await;
     let app = spawn_with_url(None, &format!("{base}/slow/1500"), |c| {
-        c.webhook_concurrency = 1;
-        c.webhook_timeout = Duration::from_secs(5);
+        c.webhook.concurrency = 1;
+        c.webhook.timeout = Duration::from_secs(5);
     })
     .await;
     assert_eq!(app.pay("1", "acc", "1").await.result(), 0);
@@ -939,7 +939,7 @@ async fn a_204_is_retried_by_default_and_delivered_when_listed() {
     assert_eq!(strict.run_due().await, 1);
     assert_eq!(row(&strict.app, 1).status, 0);
     let lenient = harness(&format!("{base}/status/204"), |c| {
-        c.webhook_success_statuses = vec![200, 201, 204];
+        c.webhook.success_statuses = vec![200, 201, 204];
     })
     .await;
     lenient
