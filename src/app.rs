@@ -1,5 +1,5 @@
 //! The application: the router, and serving with graceful shutdown. The shared state the
-//! handlers take lives below them, in [`crate::state`].
+//! handlers take parts of lives in [`crate::state`].
 
 use std::net::SocketAddr;
 
@@ -32,7 +32,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(ops::health::routes())
         .route("/", get(|| async { Redirect::to("/admin") }))
-        .nest("/admin", admin::router(&state))
+        .nest(
+            "/admin",
+            admin::router(state.db.clone(), &state.config.admin),
+        )
         .fallback(admin::not_found_public)
         // Bodies read by extractors (the login form) stop at the same cap as /payment's.
         .layer(axum::extract::DefaultBodyLimit::max(

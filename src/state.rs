@@ -3,8 +3,9 @@
 //! (`State<Db>`, `State<Arc<Metrics>>`, `State<Outbox>`, a configuration section such as
 //! `State<Arc<qiwi::Settings>>`, ...).
 //!
-//! This module sits below the handlers: it imports the parts' types from their own modules
-//! and nothing that builds routes (`app.rs` builds the router on top of it).
+//! This module is part of the composition layer (with `main.rs`, `app.rs` and the CLI): it
+//! imports the parts' types from their own modules, and no handler or layer imports it; they
+//! name only the substates they take. `app.rs` builds the router on top of it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -56,6 +57,10 @@ pub struct Sections {
     pub server: Arc<ServerSettings>,
     /// The protocol's.
     pub qiwi: Arc<crate::qiwi::Settings>,
+    /// The account check's.
+    pub check: Arc<crate::qiwi::check::Settings>,
+    /// The webhook's.
+    pub webhook: Arc<crate::webhook::Settings>,
     /// The admin UI's.
     pub admin: Arc<crate::admin::Settings>,
     /// Operations' (metrics token, readiness).
@@ -67,6 +72,8 @@ impl Sections {
         Sections {
             server: Arc::new(config.server.clone()),
             qiwi: Arc::new(config.qiwi.clone()),
+            check: Arc::new(config.check.clone()),
+            webhook: Arc::new(config.webhook.clone()),
             admin: Arc::new(config.admin.clone()),
             ops: Arc::new(config.ops.clone()),
         }
@@ -105,12 +112,6 @@ impl AppState {
     }
 }
 
-impl FromRef<AppState> for Arc<Config> {
-    fn from_ref(state: &AppState) -> Self {
-        state.config.clone()
-    }
-}
-
 impl FromRef<AppState> for Arc<ServerSettings> {
     fn from_ref(state: &AppState) -> Self {
         state.sections.server.clone()
@@ -120,6 +121,18 @@ impl FromRef<AppState> for Arc<ServerSettings> {
 impl FromRef<AppState> for Arc<crate::qiwi::Settings> {
     fn from_ref(state: &AppState) -> Self {
         state.sections.qiwi.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::qiwi::check::Settings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.sections.check.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::webhook::Settings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.sections.webhook.clone()
     }
 }
 
@@ -144,6 +157,36 @@ impl FromRef<AppState> for QiwiState {
             checker: state.checker.clone(),
             metrics: state.metrics.clone(),
             payment_stored: state.payment_stored.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::admin::DashboardState {
+    fn from_ref(state: &AppState) -> Self {
+        let s = &state.sections;
+        crate::admin::DashboardState {
+            db: state.db.clone(),
+            settings: s.admin.clone(),
+            qiwi: s.qiwi.clone(),
+            check: s.check.clone(),
+            webhook: s.webhook.clone(),
+            ops: s.ops.clone(),
+            tls: state.tls.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::admin::TestPaymentState {
+    fn from_ref(state: &AppState) -> Self {
+        let s = &state.sections;
+        crate::admin::TestPaymentState {
+            db: state.db.clone(),
+            settings: s.admin.clone(),
+            server: s.server.clone(),
+            qiwi: s.qiwi.clone(),
+            check: s.check.clone(),
+            webhook: s.webhook.clone(),
+            local_addr: state.local_addr.clone(),
         }
     }
 }

@@ -2,17 +2,19 @@
 //! when and from which address; and [`record`], which the actions call.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
+use super::Settings;
 use super::session::Session;
 use super::view;
 use super::{AdminError, Layout, render};
-use crate::db::{self, DbError, audit as q};
-use crate::state::AppState;
+use crate::db::{self, Db, DbError, audit as q};
+use crate::http::ServerSettings;
 
 /// Rows on the audit page.
 const AUDIT_PAGE: usize = 100;
@@ -20,15 +22,15 @@ const AUDIT_PAGE: usize = 100;
 /// Records that `session`'s user did `action` (`detail`: which rows or how many) from the
 /// client `peer` names (behind a trusted proxy, the client it forwards for).
 pub async fn record(
-    state: &AppState,
+    db: &Db,
+    server: &ServerSettings,
     session: &Session,
     peer: SocketAddr,
     headers: &HeaderMap,
     action: &str,
     detail: String,
 ) -> Result<(), DbError> {
-    let ip =
-        crate::http::client_ip::client_ip(peer.ip(), headers, &state.config.server.trusted_proxies);
+    let ip = crate::http::client_ip::client_ip(peer.ip(), headers, &server.trusted_proxies);
     let row = q::AuditRow {
         id: 0,
         created_at: db::now_text(),
@@ -37,11 +39,7 @@ pub async fn record(
         action: action.to_owned(),
         detail,
     };
-    state
-        .db
-        .writer()
-        .write(move |c| q::insert_audit(c, &row))
-        .await
+    db.writer().write(move |c| q::insert_audit(c, &row)).await
 }
 
 /// The audit detail of a reconciliation run: which report, which file, how many differences.
@@ -69,17 +67,17 @@ pub struct AuditPage {
 
 /// `GET /admin/audit`: the newest actions, [`AUDIT_PAGE`] a page (`?before=id` goes on).
 pub async fn list(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
     Extension(session): Extension<Session>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AdminError> {
     let q = view::query_map(raw.as_deref());
     let before = q.get("before").and_then(|v| v.parse::<i64>().ok());
-    let rows = state
-        .db
+    let rows = db
         .read_bulk(move |c| q::audit(c, before, AUDIT_PAGE))
         .await?;
-    let zone = view::Fmt::new(&state.config.admin);
+    let zone = view::Fmt::new(&settings);
     let older = (rows.len() == AUDIT_PAGE)
         .then(|| rows.last().map(|r| format!("/admin/audit?before={}", r.id)))
         .flatten();

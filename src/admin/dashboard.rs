@@ -1,17 +1,23 @@
 //! `/admin`: are payments coming in, and are they reaching the backend?
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Days, NaiveTime, Utc};
 
+use super::Settings;
 use super::session::Session;
 use super::transactions::BadgeCtx;
 use super::view::{self, Badge, Fmt};
 use super::{AdminError, Layout, render};
+use crate::db::Db;
 use crate::db::dashboard as q;
-use crate::state::AppState;
+use crate::ops::certs::TlsStatus;
+use crate::qiwi;
+use crate::webhook;
 
 /// One period's payments.
 struct PeriodView {
@@ -62,9 +68,30 @@ pub struct DashboardPage {
     warnings: Vec<Warning>,
 }
 
+/// What the dashboard takes from the application's state (an axum substate): it sums up the
+/// whole setup, so it reads the protocol's, the check's, the webhook's and operations'
+/// sections besides its own and the database.
+#[derive(Clone)]
+pub struct DashboardState {
+    /// The database.
+    pub db: Db,
+    /// The admin UI's section.
+    pub settings: Arc<Settings>,
+    /// The protocol's section (Basic auth, allow-list, payments switch).
+    pub qiwi: Arc<qiwi::Settings>,
+    /// The account check's section (its URL).
+    pub check: Arc<qiwi::check::Settings>,
+    /// The webhook's section (URL, accepted statuses).
+    pub webhook: Arc<webhook::Settings>,
+    /// Operations' section (the metrics token).
+    pub ops: Arc<crate::ops::Settings>,
+    /// The served certificate and any problem renewing it.
+    pub tls: Arc<TlsStatus>,
+}
+
 /// The configuration and delivery problems worth a warning on the dashboard.
-fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
-    let c = &state.config;
+fn warnings(state: &DashboardState, d: &q::Dashboard) -> Vec<Warning> {
+    let c = state;
     let mut w = Vec::new();
     if c.qiwi.http_auth.is_none() {
         w.push(Warning {
@@ -119,8 +146,8 @@ fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
                 "Your backend answered HTTP {status} to a webhook ({} {}): only {} count as \
                  delivered, so it is retried. Answer one of them, or add {status} to \
                  webhook_success_statuses (WEBHOOK_SUCCESS_STATUSES).",
-                Fmt::new(&c.admin).time(at),
-                Fmt::new(&c.admin).zone(),
+                Fmt::new(&c.settings).time(at),
+                Fmt::new(&c.settings).zone(),
                 c.webhook
                     .success_statuses
                     .iter()
@@ -135,7 +162,7 @@ fn warnings(state: &AppState, d: &q::Dashboard) -> Vec<Warning> {
 
 /// `GET /admin`.
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<DashboardState>,
     Extension(session): Extension<Session>,
 ) -> Result<Response, AdminError> {
     Ok(render(StatusCode::OK, &page(&state, &session).await?))
@@ -149,15 +176,15 @@ fn period_days(zone: &Fmt, now: chrono::DateTime<Utc>) -> [chrono::NaiveDate; 3]
     [today, back(6), back(29)]
 }
 
-async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, AdminError> {
+async fn page(state: &DashboardState, session: &Session) -> Result<DashboardPage, AdminError> {
     let now = Utc::now();
-    let zone = Fmt::new(&state.config.admin);
+    let zone = Fmt::new(&state.settings);
     let days = period_days(&zone, now);
     let since = days.map(|d| zone.utc_of(d.and_time(NaiveTime::MIN)));
     let d = state
         .db
         .read_bulk({
-            let accepted = state.config.webhook.success_statuses.clone();
+            let accepted = state.webhook.success_statuses.clone();
             move |c| q::dashboard(c, [&since[0], &since[1], &since[2]], &accepted)
         })
         .await?;
@@ -181,7 +208,7 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
             sum: zone.money(t.sum_minor),
         })
         .collect();
-    let ctx = BadgeCtx::new(state);
+    let ctx = BadgeCtx::new();
     let naive_now = now.naive_utc();
     let age = |t: &Option<String>| {
         t.as_deref()
@@ -214,8 +241,8 @@ async fn page(state: &AppState, session: &Session) -> Result<DashboardPage, Admi
             .collect(),
         last_request_age: age(&d.last_request),
         last_request: d.last_request.as_deref().map(|t| zone.time(t)),
-        webhook_url: state.config.webhook.url.as_ref().map(view::public_url),
-        check_url: state.config.check.url.as_ref().map(view::public_url),
+        webhook_url: state.webhook.url.as_ref().map(view::public_url),
+        check_url: state.check.url.as_ref().map(view::public_url),
         charts,
     })
 }

@@ -1,18 +1,20 @@
 //! `/admin/log`: every request that reached `/payment`, filtered and paged, and one request
 //! with its headers, body and answer.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::Settings;
 use super::session::Session;
 use super::view::{self, FormQuery, PageQuery, Pager};
 use super::{AdminError, Layout, not_found_page, render};
 use crate::db::http_log::{self as q, LogFilter, LogRow};
 use crate::db::pager::Page;
-use crate::db::transactions;
-use crate::state::AppState;
+use crate::db::{Db, transactions};
 
 /// Longest text searched for.
 const MAX_SEARCH: usize = 200;
@@ -143,18 +145,17 @@ pub struct LogPage {
 
 /// `GET /admin/log`.
 pub async fn list(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
     Extension(session): Extension<Session>,
     FormQuery(form): FormQuery<LogForm>,
     FormQuery(at): FormQuery<PageQuery>,
 ) -> Result<Response, AdminError> {
-    let zone = view::Fmt::new(&state.config.admin);
+    let zone = view::Fmt::new(&settings);
     let (form, filter, errors) = parse_filter(form, &zone);
     let cursor = at.cursor();
     let page = if errors.is_empty() {
-        state
-            .db
-            .read_bulk(move |c| q::requests(c, &filter, cursor))
+        db.read_bulk(move |c| q::requests(c, &filter, cursor))
             .await?
     } else {
         Page {
@@ -212,15 +213,15 @@ pub struct RequestPage {
 
 /// `GET /admin/log/{id}`.
 pub async fn get(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
     let Ok(id) = id.parse::<i64>() else {
         return Ok(not_found_page(&session));
     };
-    let found = state
-        .db
+    let found = db
         .read_bulk(move |c| {
             let Some(d) = q::request(c, id)? else {
                 return Ok(None);
@@ -244,7 +245,7 @@ pub async fn get(
     let looks_like_form = !d.body.is_empty() && d.body.contains('=') && !d.body.contains('<');
     let mut headers = view::json_rows(&d.headers);
     headers.sort();
-    let zone = view::Fmt::new(&state.config.admin);
+    let zone = view::Fmt::new(&settings);
     let page = RequestPage {
         layout: Layout::new(format!("Request #{}", r.id), &session, "log", &zone),
         id: r.id,

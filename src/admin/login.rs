@@ -1,6 +1,7 @@
 //! The login and logout pages.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use askama::Template;
@@ -11,13 +12,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::limiter::LoginRefused;
 use super::password::{blocking, credentials, verify};
 use super::session::{
-    SESSION_COOKIE, SESSION_TTL, Session, cookie, ct_eq, form_field, random_token, set_cookie,
-    token_hash,
+    SESSION_COOKIE, SESSION_TTL, Session, cookie, cookies_secure, ct_eq, form_field, random_token,
+    set_cookie, token_hash,
 };
 use super::{AdminError, Layout, render};
-use crate::db::{self, sessions as q};
+use super::{AdminState, Settings};
+use crate::db::{self, Db, sessions as q};
+use crate::http::ServerSettings;
 use crate::http::client_ip::client_ip;
-use crate::state::AppState;
 
 /// The login form's CSRF cookie (double submit: there is no session yet to hold a token).
 const LOGIN_CSRF_COOKIE: &str = "qg_login_csrf";
@@ -50,17 +52,17 @@ pub struct LoginPage {
 impl LoginPage {
     /// The page with a fresh form token, set in its cookie.
     fn respond(
-        state: &AppState,
+        secure: bool,
         status: StatusCode,
         next: String,
         error: Option<&'static str>,
     ) -> Response {
-        LoginPage::respond_info(state, status, next, error, None)
+        LoginPage::respond_info(secure, status, next, error, None)
     }
 
     /// [`LoginPage::respond`] with a message that is not an error (e.g. "logged out").
     fn respond_info(
-        state: &AppState,
+        secure: bool,
         status: StatusCode,
         next: String,
         error: Option<&'static str>,
@@ -76,7 +78,7 @@ impl LoginPage {
         let mut resp = render(status, &page);
         resp.headers_mut().append(
             header::SET_COOKIE,
-            set_cookie(state, LOGIN_CSRF_COOKIE, &token, None),
+            set_cookie(secure, LOGIN_CSRF_COOKIE, &token, None),
         );
         resp
     }
@@ -84,7 +86,8 @@ impl LoginPage {
 
 /// `GET /admin/login`.
 pub async fn login_get(
-    State(state): State<AppState>,
+    State(settings): State<Arc<Settings>>,
+    State(server): State<Arc<ServerSettings>>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     let next = query
@@ -95,7 +98,7 @@ pub async fn login_get(
         .and_then(|q| form_field(q.as_bytes(), "logged_out"))
         .is_some();
     LoginPage::respond_info(
-        &state,
+        cookies_secure(&settings, &server),
         StatusCode::OK,
         safe_next(next.as_deref()),
         None,
@@ -105,27 +108,31 @@ pub async fn login_get(
 
 /// `POST /admin/login`: checks the limit, the form token, then the credentials.
 pub async fn login_post(
-    State(state): State<AppState>,
+    State(admin): State<AdminState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
+    State(server): State<Arc<ServerSettings>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AdminError> {
     // Behind a trusted reverse proxy, the client it names: else every browser would share
     // the proxy's limit.
-    let ip = client_ip(peer.ip(), &headers, &state.config.server.trusted_proxies);
+    let secure = cookies_secure(&settings, &server);
+    let ip = client_ip(peer.ip(), &headers, &server.trusted_proxies);
     let field = |name| form_field(&body, name).unwrap_or_default();
     let next = safe_next(Some(&field("next")));
     let form_token = field("csrf");
     let cookie_token = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if form_token.is_empty() || !ct_eq(&form_token, &cookie_token) {
         return Ok(LoginPage::respond(
-            &state,
+            secure,
             StatusCode::FORBIDDEN,
             next,
             Some("The form had expired. Please log in again."),
         ));
     }
-    let limiter = &state.admin.limiter;
+    let limiter = &admin.limiter;
     // The slot is taken (the attempt counted) before the password is checked.
     let (attempt, permit) = match limiter.begin(ip, Instant::now()) {
         Ok(a) => a,
@@ -144,7 +151,7 @@ pub async fn login_post(
                 tracing::warn!(%ip, "admin login refused: too many failed logins");
             }
             let mut resp =
-                LoginPage::respond(&state, StatusCode::TOO_MANY_REQUESTS, next, Some(message));
+                LoginPage::respond(secure, StatusCode::TOO_MANY_REQUESTS, next, Some(message));
             if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -152,12 +159,10 @@ pub async fn login_post(
         }
     };
     let served = super::password::Served {
-        addr: state.config.server.listen_addr,
-        https: state.config.server.https(),
+        addr: server.listen_addr,
+        https: server.https(),
     };
-    let creds = credentials(&state.admin, &state.db, &state.config.admin, served)
-        .await?
-        .clone();
+    let creds = credentials(&admin, &db, &settings, served).await?.clone();
     let (username, password) = (field("username"), field("password"));
     // The permit moves into the blocking task: it is held while argon2 really runs, even
     // when the client goes away and this handler is dropped.
@@ -169,7 +174,7 @@ pub async fn login_post(
     if !ok {
         tracing::warn!(%ip, "failed admin login");
         return Ok(LoginPage::respond(
-            &state,
+            secure,
             StatusCode::UNAUTHORIZED,
             next,
             Some("Wrong user name or password."),
@@ -179,14 +184,12 @@ pub async fn login_post(
     let token = random_token();
     let hash = token_hash(&token);
     let row = q::SessionRow {
-        username: state.config.admin.username.clone(),
+        username: settings.username.clone(),
         csrf_token: random_token(),
     };
     let now = chrono::Utc::now();
     let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
-    state
-        .db
-        .writer()
+    db.writer()
         .write(move |c| {
             q::insert_session(
                 c,
@@ -203,30 +206,35 @@ pub async fn login_post(
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        set_cookie(&state, SESSION_COOKIE, &token, Some(SESSION_TTL)),
+        set_cookie(secure, SESSION_COOKIE, &token, Some(SESSION_TTL)),
     );
     h.append(
         header::SET_COOKIE,
-        set_cookie(&state, LOGIN_CSRF_COOKIE, "", Some(Duration::ZERO)),
+        set_cookie(secure, LOGIN_CSRF_COOKIE, "", Some(Duration::ZERO)),
     );
     Ok(resp)
 }
 
 /// `POST /admin/logout` (behind the session and CSRF check): ends the session.
 pub async fn logout(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
+    State(server): State<Arc<ServerSettings>>,
     axum::Extension(session): axum::Extension<Session>,
 ) -> Result<Response, AdminError> {
     let hash = session.token_hash.clone();
-    state
-        .db
-        .writer()
+    db.writer()
         .write(move |c| q::delete_session(c, &hash))
         .await?;
     let mut resp = Redirect::to("/admin/login?logged_out=1").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, SESSION_COOKIE, "", Some(Duration::ZERO)),
+        set_cookie(
+            cookies_secure(&settings, &server),
+            SESSION_COOKIE,
+            "",
+            Some(Duration::ZERO),
+        ),
     );
     Ok(resp)
 }

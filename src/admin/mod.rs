@@ -23,23 +23,25 @@ mod transactions;
 mod view;
 pub mod visible;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use askama::Template;
 use axum::Router;
-use axum::extract::Extension;
+use axum::extract::{Extension, FromRef};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::db::DbError;
-use crate::state::AppState;
+use crate::db::{Db, DbError};
+use crate::http::ServerSettings;
 
+pub use dashboard::DashboardState;
 pub use password::init;
 pub use session::Session;
 pub use settings::Settings;
 pub use shared::AdminState;
+pub use test_payment::TestPaymentState;
 pub use view::DisplayLocale;
 
 /// The stylesheet, compiled in so the binary works from any directory.
@@ -57,8 +59,21 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The routes under `/admin` (to be nested there).
-pub fn router(state: &AppState) -> Router<AppState> {
+/// The routes under `/admin` (to be nested there), on any state that holds the parts the
+/// pages take (`crate::state::AppState`); `db` is the session check's, `settings` sizes the
+/// registry upload's body limit.
+pub fn router<S>(db: Db, settings: &Settings) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Db: FromRef<S>,
+    Arc<Settings>: FromRef<S>,
+    Arc<ServerSettings>: FromRef<S>,
+    Arc<crate::webhook::Settings>: FromRef<S>,
+    AdminState: FromRef<S>,
+    crate::webhook::Outbox: FromRef<S>,
+    DashboardState: FromRef<S>,
+    TestPaymentState: FromRef<S>,
+{
     let protected = Router::new()
         .route("/", get(dashboard::get))
         .route("/transactions", get(transactions::list))
@@ -84,9 +99,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/reconcile",
             get(reconcile::list).post(reconcile::upload).layer(
                 // The handler refuses a file over the limit with a message; this stops the rest.
-                axum::extract::DefaultBodyLimit::max(
-                    state.config.admin.reconcile_max_upload + 64 * 1024,
-                ),
+                axum::extract::DefaultBodyLimit::max(settings.reconcile_max_upload + 64 * 1024),
             ),
         )
         .route("/reconcile/{id}", get(reconcile::get))
@@ -94,7 +107,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/audit", get(audit::list))
         .route("/logout", post(login::logout))
         .fallback(not_found)
-        .layer(from_fn_with_state(state.clone(), session::require_session));
+        .layer(from_fn_with_state(db, session::require_session));
     let public = Router::new()
         .route("/login", get(login::login_get).post(login::login_post))
         .route("/static/admin.css", get(css))

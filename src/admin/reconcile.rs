@@ -1,16 +1,20 @@
 //! `/admin/reconcile`: upload QIWI's payment registry, see the report (the same as
 //! `qiwi-gateway reconcile FILE`), list past reconciliations, download one as CSV.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::{Extension, Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::Settings;
 use super::session::Session;
 use super::{AdminError, Layout, not_found_page, render};
+use crate::db::Db;
 use crate::db::reconcile as q;
+use crate::http::ServerSettings;
 use crate::reconcile::{self, Difference, Kind, RunError, Source, Totals, render::money};
-use crate::state::AppState;
 
 /// Past reconciliations listed on the page.
 const LISTED: usize = 100;
@@ -113,30 +117,32 @@ fn row_view(d: &Difference) -> RowView {
 }
 
 async fn list_page(
-    state: &AppState,
+    db: &Db,
+    settings: &Settings,
     session: &Session,
     error: Option<String>,
 ) -> Result<ListPage, AdminError> {
-    let rows = state.db.read(|c| q::list(c, LISTED)).await?;
+    let rows = db.read(|c| q::list(c, LISTED)).await?;
     Ok(ListPage {
         layout: Layout::new(
             "Reconciliation",
             session,
             "reconcile",
-            &super::view::Fmt::new(&state.config.admin),
+            &super::view::Fmt::new(settings),
         ),
         rows,
         error,
-        limit_mib: state.config.admin.reconcile_max_upload / (1024 * 1024),
+        limit_mib: settings.reconcile_max_upload / (1024 * 1024),
     })
 }
 
 /// `GET /admin/reconcile`: the upload form and the past reconciliations, newest first.
 pub async fn list(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
     Extension(session): Extension<Session>,
 ) -> Result<Response, AdminError> {
-    let page = list_page(&state, &session, None).await?;
+    let page = list_page(&db, &settings, &session, None).await?;
     Ok(render(StatusCode::OK, &page))
 }
 
@@ -144,16 +150,18 @@ pub async fn list(
 /// uploaded registry, stores the report and shows it. A file that is not a registry, or is
 /// over `reconcile_max_upload_mib`, gets the form again with one message; nothing is stored.
 pub async fn upload(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
+    State(server): State<Arc<ServerSettings>>,
     Extension(session): Extension<Session>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     mut form: Multipart,
 ) -> Result<Response, AdminError> {
-    let limit = state.config.admin.reconcile_max_upload;
+    let limit = settings.reconcile_max_upload;
     let refuse = async |status: StatusCode, message: String| -> Result<Response, AdminError> {
         tracing::warn!(user = %session.username, %message, "registry upload refused");
-        let page = list_page(&state, &session, Some(message)).await?;
+        let page = list_page(&db, &settings, &session, Some(message)).await?;
         Ok(render(status, &page))
     };
     let too_big = format!(
@@ -205,13 +213,14 @@ pub async fn upload(
         )
         .await;
     };
-    let columns = state.config.admin.reconcile_columns.clone();
-    match reconcile::run(&state.db, Source::Bytes(bytes), name.clone(), columns).await {
+    let columns = settings.reconcile_columns.clone();
+    match reconcile::run(&db, Source::Bytes(bytes), name.clone(), columns).await {
         Ok((id, _, report)) => {
             tracing::info!(id, user = %session.username, file = %name, verdict = %report.summary.verdict(), "registry reconciled");
             let detail =
                 super::audit::reconcile_detail(id, &name, report.summary.difference_count());
-            super::audit::record(&state, &session, peer, &headers, "reconcile", detail).await?;
+            super::audit::record(&db, &server, &session, peer, &headers, "reconcile", detail)
+                .await?;
             Ok(Redirect::to(&format!("/admin/reconcile/{id}")).into_response())
         }
         Err(RunError::NotARegistry(e)) => {
@@ -228,14 +237,15 @@ pub async fn upload(
 
 /// `GET /admin/reconcile/{id}`: one stored report, missing-here first.
 pub async fn get(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
     let Ok(id) = id.parse::<i64>() else {
         return Ok(not_found_page(&session));
     };
-    let Some((head, report)) = state.db.read(move |c| q::get(c, id, Some(SHOWN))).await? else {
+    let Some((head, report)) = db.read(move |c| q::get(c, id, Some(SHOWN))).await? else {
         return Ok(not_found_page(&session));
     };
     let s = &report.summary;
@@ -265,7 +275,7 @@ pub async fn get(
             format!("Reconciliation {id}"),
             &session,
             "reconcile",
-            &super::view::Fmt::new(&state.config.admin),
+            &super::view::Fmt::new(&settings),
         ),
         encoding: s.encoding.clone(),
         delimiter: s.delimiter.clone(),
@@ -287,14 +297,14 @@ pub async fn get(
 
 /// `GET /admin/reconcile/{id}/csv`: the report with every differing line, as CSV.
 pub async fn csv(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
     let Ok(id) = id.parse::<i64>() else {
         return Ok(not_found_page(&session));
     };
-    let Some((head, report)) = state.db.read(move |c| q::get(c, id, None)).await? else {
+    let Some((head, report)) = db.read(move |c| q::get(c, id, None)).await? else {
         return Ok(not_found_page(&session));
     };
     let body = reconcile::render::csv(&report)

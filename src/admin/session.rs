@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AdminError;
-use crate::db::sessions as q;
-use crate::state::AppState;
+use super::Settings;
+use crate::db::{Db, sessions as q};
+use crate::http::ServerSettings;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "qg_session";
@@ -50,8 +51,14 @@ pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .and_then(|c| c.get(name).map(str::to_owned))
 }
 
+/// Whether the admin cookies are marked `Secure`: `admin_cookie_secure`, or the gateway
+/// serves HTTPS itself (then the cookie must never travel in clear).
+pub(super) fn cookies_secure(settings: &Settings, server: &ServerSettings) -> bool {
+    settings.cookie_secure || server.https()
+}
+
 pub(super) fn set_cookie(
-    state: &AppState,
+    secure: bool,
     name: &str,
     value: &str,
     max_age: Option<Duration>,
@@ -60,8 +67,7 @@ pub(super) fn set_cookie(
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={}", age.as_secs()));
     }
-    // Served over HTTPS by the gateway itself: the cookie must never travel in clear.
-    if state.config.admin.cookie_secure || state.config.server.https() {
+    if secure {
         c.push_str("; Secure");
     }
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -75,7 +81,7 @@ pub(super) fn ct_eq(a: &str, b: &str) -> bool {
 /// session's CSRF token in the form body. Without a session: to the login page (back here
 /// after logging in).
 pub async fn require_session(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     req: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
@@ -84,9 +90,7 @@ pub async fn require_session(
         None => None,
         Some(token) => {
             let hash = token_hash(&token);
-            state
-                .db
-                .read(move |c| Ok(q::session(c, &hash, now_ms)?.map(|s| (s, hash))))
+            db.read(move |c| Ok(q::session(c, &hash, now_ms)?.map(|s| (s, hash))))
                 .await?
         }
     };

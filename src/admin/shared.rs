@@ -1,4 +1,4 @@
-//! The admin UI's own shared state, a part of [`crate::state::AppState`]: kept apart from the
+//! The admin UI's own shared state, a part of the application's state: kept apart from the
 //! handlers so the state module can hold it without importing them.
 
 use std::sync::Arc;

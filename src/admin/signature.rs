@@ -9,6 +9,7 @@
 //! five minutes from their clock.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Extension, Form, Path, State};
@@ -17,11 +18,13 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::Settings;
 use super::session::Session;
 use super::view::Fmt;
 use super::{AdminError, Layout, not_found_page, render};
+use crate::db::Db;
 use crate::db::outbox::{self, AttemptRequest};
-use crate::state::AppState;
+use crate::webhook;
 use crate::webhook::signing::Signer;
 
 /// Standard Webhooks' tolerance for `webhook-timestamp`, seconds.
@@ -359,16 +362,20 @@ pub struct SignaturePage {
 
 /// `GET /admin/transactions/{id}/signature`: the debugger for the newest attempt.
 pub async fn get(
-    state: State<AppState>,
+    db: State<Db>,
+    settings: State<Arc<Settings>>,
+    webhook: State<Arc<webhook::Settings>>,
     session: Extension<Session>,
     id: Path<String>,
 ) -> Result<Response, AdminError> {
-    show(state, session, id, None).await
+    show((db, settings, webhook), session, id, None).await
 }
 
 /// `POST /admin/transactions/{id}/signature`: checks what was pasted.
 pub async fn post(
-    state: State<AppState>,
+    db: State<Db>,
+    settings: State<Arc<Settings>>,
+    webhook: State<Arc<webhook::Settings>>,
     session: Extension<Session>,
     id: Path<String>,
     Form(form): Form<HashMap<String, String>>,
@@ -382,11 +389,15 @@ pub async fn post(
         // without line breaks, so nothing is changed here: the debugger shows what came.
         body: get("body"),
     };
-    show(state, session, id, Some(pasted)).await
+    show((db, settings, webhook), session, id, Some(pasted)).await
 }
 
 async fn show(
-    State(state): State<AppState>,
+    (State(db), State(settings), State(webhook)): (
+        State<Db>,
+        State<Arc<Settings>>,
+        State<Arc<webhook::Settings>>,
+    ),
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
     pasted: Option<Pasted>,
@@ -394,8 +405,7 @@ async fn show(
     let Ok(id) = id.parse::<i64>() else {
         return Ok(not_found_page(&session));
     };
-    let found = state
-        .db
+    let found = db
         .read_bulk(move |c| {
             let Some(t) = crate::db::transactions::transaction(c, id)? else {
                 return Ok(None);
@@ -406,7 +416,7 @@ async fn show(
     let Some((t, attempts)) = found else {
         return Ok(not_found_page(&session));
     };
-    let zone = Fmt::new(&state.config.admin);
+    let zone = Fmt::new(&settings);
     let with_request: Vec<_> = attempts
         .into_iter()
         .filter(|a| a.request.is_some())
@@ -418,12 +428,7 @@ async fn show(
         .iter()
         .find(|a| Some(a.id) == chosen_id)
         .or(with_request.first());
-    let signer = state
-        .config
-        .webhook
-        .secret
-        .as_ref()
-        .and_then(|s| Signer::new(&s.0).ok());
+    let signer = webhook.secret.as_ref().and_then(|s| Signer::new(&s.0).ok());
     let (mut msg_id, mut timestamp, mut signed, mut signature) =
         (String::new(), String::new(), String::new(), String::new());
     let mut secret_changed = false;

@@ -8,6 +8,9 @@
 //! `test = 1` in the transaction that stores it (migration 0007), so its webhook carries
 //! `"test": true` and the totals and charts leave it out.
 
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
 use askama::Template;
 use axum::Form;
 use axum::extract::{Extension, Path, State};
@@ -16,12 +19,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
+use super::Settings;
 use super::session::Session;
 use super::view;
 use super::{AdminError, Layout, not_found_page, render};
-use crate::db::{self, test_payments as q};
+use crate::db::{self, Db, test_payments as q};
+use crate::http::ServerSettings;
+use crate::qiwi;
 use crate::qiwi::Amount;
-use crate::state::AppState;
+use crate::webhook;
 
 /// Longest part of an answer kept for the page.
 const KEEP: usize = 2048;
@@ -93,8 +99,29 @@ struct AttemptView {
     body: String,
 }
 
+/// What the test payment pages take from the application's state (an axum substate): they
+/// play QIWI against this gateway, so they need the protocol's credentials, the server's
+/// address and scheme, the check and webhook URLs, and the admin UI's display settings.
+#[derive(Clone)]
+pub struct TestPaymentState {
+    /// The database.
+    pub db: Db,
+    /// The admin UI's section.
+    pub settings: Arc<Settings>,
+    /// The server's section (HTTPS or not).
+    pub server: Arc<ServerSettings>,
+    /// The protocol's section (Basic auth on `/payment`).
+    pub qiwi: Arc<qiwi::Settings>,
+    /// The account check's section.
+    pub check: Arc<qiwi::check::Settings>,
+    /// The webhook's section.
+    pub webhook: Arc<webhook::Settings>,
+    /// The address the server listens on, once bound.
+    pub local_addr: Arc<OnceLock<SocketAddr>>,
+}
+
 fn form_page(
-    state: &AppState,
+    state: &TestPaymentState,
     session: &Session,
     account: String,
     sum: String,
@@ -106,7 +133,7 @@ fn form_page(
             "Test payment",
             session,
             "",
-            &view::Fmt::new(&state.config.admin),
+            &view::Fmt::new(&state.settings),
         ),
         account,
         sum,
@@ -122,14 +149,14 @@ fn form_page(
                 username: t.username,
             })
             .collect(),
-        webhook_configured: state.config.webhook.url.is_some(),
-        check_configured: state.config.check.url.is_some(),
+        webhook_configured: state.webhook.url.is_some(),
+        check_configured: state.check.url.is_some(),
     }
 }
 
 /// `GET /admin/test-payment`.
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<TestPaymentState>,
     Extension(session): Extension<Session>,
 ) -> Result<Response, AdminError> {
     let rows = state.db.read(|c| q::recent(c, 20)).await?;
@@ -140,7 +167,7 @@ pub async fn get(
 /// `POST /admin/test-payment`: reserves a `txn_id`, sends `check` then `pay` to our own
 /// `/payment`, records the answers and shows the run.
 pub async fn post(
-    State(state): State<AppState>,
+    State(state): State<TestPaymentState>,
     Extension(session): Extension<Session>,
     Form(form): Form<TestForm>,
 ) -> Result<Response, AdminError> {
@@ -184,10 +211,10 @@ pub async fn post(
     tracing::info!(txn_id = %code, user = %session.username, "test payment sent");
 
     // What the check backend answers for this account, asked directly, to show it raw.
-    if let Some(url) = &state.config.check.url {
+    if let Some(url) = &state.check.url {
         let mut url = url.clone();
         url.query_pairs_mut().append_pair("account", &account);
-        match crate::outbound::client(state.config.check.timeout) {
+        match crate::outbound::client(state.check.timeout) {
             Ok(client) => match client.get(url).send().await {
                 Ok(resp) => {
                     t.check_status = Some(i64::from(resp.status().as_u16()));
@@ -243,7 +270,7 @@ pub async fn post(
 /// is for the public name, not the loopback address, so it is not checked) with our Basic
 /// auth. Returns the status line and body as received, or why there was no answer.
 async fn call_payment(
-    state: &AppState,
+    state: &TestPaymentState,
     addr: std::net::SocketAddr,
     params: &[(&str, &str)],
 ) -> String {
@@ -256,7 +283,7 @@ async fn call_payment(
         }
         ip => ip,
     };
-    let scheme = if state.config.server.https() {
+    let scheme = if state.server.https() {
         "https"
     } else {
         "http"
@@ -269,13 +296,13 @@ async fn call_payment(
     };
     url.query_pairs_mut().extend_pairs(params);
     let client = match crate::outbound::loopback_client(
-        state.config.check.timeout + std::time::Duration::from_secs(5),
+        state.check.timeout + std::time::Duration::from_secs(5),
     ) {
         Ok(c) => c,
         Err(e) => return format!("no client: {e}"),
     };
     let mut req = client.get(url);
-    if let Some(auth) = &state.config.qiwi.http_auth {
+    if let Some(auth) = &state.qiwi.http_auth {
         req = req.basic_auth(&auth.username, Some(&auth.password.0));
     }
     match req.send().await {
@@ -362,7 +389,7 @@ fn muted(label: &'static str) -> view::Badge {
 
 /// `GET /admin/test-payment/{code}`: reload to follow the webhook.
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<TestPaymentState>,
     Extension(session): Extension<Session>,
     Path(code): Path<String>,
 ) -> Result<Response, AdminError> {
@@ -370,7 +397,7 @@ pub async fn show(
         return Ok(not_found_page(&session));
     };
     let mut steps = Vec::new();
-    steps.push(match (&state.config.check.url, t.check_status) {
+    steps.push(match (&state.check.url, t.check_status) {
         (None, _) => Step {
             title: "1. Check backend",
             badge: muted("not configured"),
@@ -427,7 +454,7 @@ pub async fn show(
         },
     });
     let delivered = row.as_ref().is_some_and(|r| r.status == 1);
-    let webhook = match (&state.config.webhook.url, &row) {
+    let webhook = match (&state.webhook.url, &row) {
         (None, _) => Step {
             title: "5. Webhook to the merchant",
             badge: muted("not configured"),
@@ -467,7 +494,7 @@ pub async fn show(
             body: None,
         },
     };
-    let waiting = state.config.webhook.url.is_some() && row.is_some() && !delivered;
+    let waiting = state.webhook.url.is_some() && row.is_some() && !delivered;
     steps.push(webhook);
     Ok(render(
         StatusCode::OK,
@@ -476,7 +503,7 @@ pub async fn show(
                 "Test payment",
                 &session,
                 "",
-                &view::Fmt::new(&state.config.admin),
+                &view::Fmt::new(&state.settings),
             ),
             transaction_href: row
                 .as_ref()

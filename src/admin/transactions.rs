@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::body::{Body, Bytes};
@@ -10,17 +11,20 @@ use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::session::Session;
+use super::session::{Session, cookies_secure};
 use super::shared::EXPORTS_AT_ONCE;
 use super::view::DisplayLocale;
 use super::view::{self, Badge, Fmt, FormQuery, PageQuery, Pager};
 use super::{AdminError, Layout, audit, not_found_page, render};
+use super::{AdminState, Settings};
+use crate::db::Db;
 use crate::db::http_log::{self, LogFilter};
 use crate::db::outbox;
 use crate::db::pager::Page;
 use crate::db::transactions::{self as q, FilteredTotals, TxnFilter, TxnRow, TxnState};
+use crate::http::ServerSettings;
 use crate::qiwi::Amount;
-use crate::state::AppState;
+use crate::webhook::{self, Outbox};
 
 /// Rows per batch of the CSV export: each batch is one short read, walking at most the list
 /// pages' scan budget.
@@ -142,7 +146,7 @@ pub struct BadgeCtx {
 
 impl BadgeCtx {
     /// The context of this moment.
-    pub fn new(_state: &AppState) -> BadgeCtx {
+    pub fn new() -> BadgeCtx {
         BadgeCtx {
             now_ms: chrono::Utc::now().timestamp_millis(),
         }
@@ -220,12 +224,8 @@ fn flash(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A `Set-Cookie` value of the flash cookie: `value` for the next page, or deleting it.
-fn flash_cookie(state: &AppState, value: Option<&str>) -> Option<HeaderValue> {
-    let secure = if state.config.admin.cookie_secure || state.config.server.https() {
-        "; Secure"
-    } else {
-        ""
-    };
+fn flash_cookie(secure: bool, value: Option<&str>) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
     let v = match value {
         Some(v) => format!(
             "{FLASH_COOKIE}={v}; Path=/admin/transactions; Max-Age=60; HttpOnly; SameSite=Strict{secure}"
@@ -238,19 +238,22 @@ fn flash_cookie(state: &AppState, value: Option<&str>) -> Option<HeaderValue> {
 }
 
 /// `GET /admin/transactions`.
+#[allow(clippy::too_many_arguments)] // an axum handler's arguments are its extractors
 pub async fn list(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
+    State(server): State<Arc<ServerSettings>>,
+    State(webhook): State<Arc<webhook::Settings>>,
     Extension(session): Extension<Session>,
     headers: HeaderMap,
     FormQuery(form): FormQuery<TxnForm>,
     FormQuery(at): FormQuery<PageQuery>,
 ) -> Result<Response, AdminError> {
-    let zone = Fmt::new(&state.config.admin);
+    let zone = Fmt::new(&settings);
     let (form, filter, errors) = parse_filter(form, &zone);
     let cursor = at.cursor();
     let (page, totals) = if errors.is_empty() {
-        let (p, t) = state
-            .db
+        let (p, t) = db
             .read_bulk(move |c| {
                 let page = q::transactions(c, &filter, cursor)?;
                 let totals = q::transaction_totals(c, &filter)?;
@@ -274,12 +277,12 @@ pub async fn list(
                 "{n} undelivered transaction(s) queued for delivery now. Reload to see the \
                  worker's progress."
             );
-            if state.config.webhook.url.is_none() {
+            if webhook.url.is_none() {
                 s.push_str(" No QIWI_WEBHOOK_URL is configured: they are sent once one is.");
             }
             s
         });
-    let ctx = BadgeCtx::new(&state);
+    let ctx = BadgeCtx::new();
     let (rows, pager) = match page {
         Some((p, tests)) => (
             p.rows
@@ -328,7 +331,7 @@ pub async fn list(
         },
     );
     if flashed.is_some()
-        && let Some(v) = flash_cookie(&state, None)
+        && let Some(v) = flash_cookie(cookies_secure(&settings, &server), None)
     {
         // Shown once: a reload no longer says it.
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -394,9 +397,14 @@ fn csv_separator(q: &HashMap<String, String>, locale: DisplayLocale) -> Result<c
 /// memory), UTF-8 with a BOM so Excel reads it as such. Times are in the display zone, named
 /// in the header; sums use the locale's decimal mark; the state is a word. At most
 /// [`EXPORTS_AT_ONCE`] run at once: one more gets 429.
-pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+pub async fn csv(
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
+    State(admin): State<AdminState>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let q = view::query_map(raw.as_deref());
-    let zone = Fmt::new(&state.config.admin);
+    let zone = Fmt::new(&settings);
     let (_, filter, mut errors) = parse_filter(view::form_query(raw.as_deref()), &zone);
     let sep = csv_separator(&q, zone.locale).unwrap_or_else(|e| {
         errors.push(e);
@@ -405,7 +413,7 @@ pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resp
     if !errors.is_empty() {
         return (StatusCode::BAD_REQUEST, errors.join("\n")).into_response();
     }
-    let Ok(slot) = state.admin.exports.0.clone().try_acquire_owned() else {
+    let Ok(slot) = admin.exports.0.clone().try_acquire_owned() else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "10")],
@@ -419,7 +427,7 @@ pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resp
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(2);
     tokio::spawn(async move {
         let _slot = slot;
-        let ctx = BadgeCtx::new(&state);
+        let ctx = BadgeCtx::new();
         let tz = zone.zone();
         let created = format!("created_at ({tz})");
         let delivered = format!("delivered_at ({tz})");
@@ -445,8 +453,7 @@ pub async fn csv(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resp
         let mut after = None;
         loop {
             let f = filter.clone();
-            let batch = state
-                .db
+            let batch = db
                 .read_bulk(move |c| q::export_batch(c, &f, after, EXPORT_BATCH))
                 .await;
             let (rows, more) = match batch {
@@ -592,7 +599,9 @@ fn txn_date(s: &str) -> String {
 
 /// `GET /admin/transactions/{id}`.
 pub async fn get(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
+    State(webhook): State<Arc<webhook::Settings>>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -600,8 +609,7 @@ pub async fn get(
     let Ok(id) = id.parse::<i64>() else {
         return Ok(not_found_page(&session));
     };
-    let found = state
-        .db
+    let found = db
         .read_bulk(move |c| {
             let Some(t) = q::transaction(c, id)? else {
                 return Ok(None);
@@ -619,7 +627,7 @@ pub async fn get(
         return Ok(not_found_page(&session));
     };
     let q = view::query_map(raw.as_deref());
-    let webhook_configured = state.config.webhook.url.is_some();
+    let webhook_configured = webhook.url.is_some();
     let notice = q.contains_key("resent").then(|| {
         if webhook_configured {
             "Webhook delivery queued: it is sent now, and the attempt appears below.".to_owned()
@@ -629,8 +637,8 @@ pub async fn get(
                 .to_owned()
         }
     });
-    let zone = Fmt::new(&state.config.admin);
-    let ctx = BadgeCtx::new(&state);
+    let zone = Fmt::new(&settings);
+    let ctx = BadgeCtx::new();
     let due = match t.row.delivery_due_ms {
         _ if t.row.status == 1 => "none: delivered".to_owned(),
         // Nothing is sent without a URL, whatever the schedule says.
@@ -709,7 +717,9 @@ pub async fn get(
 
 /// `POST /admin/transactions/{id}/resend`: makes its webhook due now.
 pub async fn resend(
-    State(state): State<AppState>,
+    State(outbox): State<Outbox>,
+    State(db): State<Db>,
+    State(server): State<Arc<ServerSettings>>,
     Extension(session): Extension<Session>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -718,30 +728,36 @@ pub async fn resend(
     let Ok(id) = id.parse::<i64>() else {
         return Ok(not_found_page(&session));
     };
-    if state.outbox().resend(Some(id)).await? == 0 {
+    if outbox.resend(Some(id)).await? == 0 {
         return Ok(not_found_page(&session));
     }
     tracing::info!(transaction = id, user = %session.username, "webhook resend requested");
     let detail = format!("transaction {id}");
-    audit::record(&state, &session, peer, &headers, "resend", detail).await?;
+    audit::record(&db, &server, &session, peer, &headers, "resend", detail).await?;
     Ok(Redirect::to(&format!("/admin/transactions/{id}?resent=1")).into_response())
 }
 
 /// `POST /admin/transactions/resend-undelivered`: makes every undelivered webhook due now.
 pub async fn resend_all(
-    State(state): State<AppState>,
+    State(outbox): State<Outbox>,
+    State(db): State<Db>,
+    State(settings): State<Arc<Settings>>,
+    State(server): State<Arc<ServerSettings>>,
     Extension(session): Extension<Session>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let n = state.outbox().resend(None).await?;
+    let n = outbox.resend(None).await?;
     tracing::info!(count = n, user = %session.username, "resend of all undelivered webhooks requested");
     let detail = format!("{n} transaction(s)");
-    audit::record(&state, &session, peer, &headers, "resend-all", detail).await?;
+    audit::record(&db, &server, &session, peer, &headers, "resend-all", detail).await?;
     // The notice rides in a one-time cookie: the list's URL stays clean, and a reload shows
     // the rows' state without repeating it.
     let mut resp = Redirect::to("/admin/transactions?state=undelivered").into_response();
-    if let Some(v) = flash_cookie(&state, Some(&format!("queued-{n}"))) {
+    if let Some(v) = flash_cookie(
+        cookies_secure(&settings, &server),
+        Some(&format!("queued-{n}")),
+    ) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
