@@ -42,14 +42,14 @@ pub async fn healthz() -> &'static str {
 /// `readiness_max_backlog_age_secs` is set) no undelivered webhook is older than that.
 /// Answers 200 or 503 with one line per check.
 pub async fn readyz(
-    State(config): State<Arc<Settings>>,
+    State(settings): State<Arc<Settings>>,
     State(db): State<Db>,
     State(metrics): State<Arc<Metrics>>,
     State(tls): State<Arc<TlsStatus>>,
 ) -> Response {
     let mut ready = true;
     let mut report = String::new();
-    let deadline = config.timings.readiness_deadline;
+    let deadline = settings.timings.readiness_deadline;
     let started = Instant::now();
     let write = db
         .writer()
@@ -78,7 +78,7 @@ pub async fn readyz(
             );
         }
     }
-    if let Some(max) = config.readiness_max_backlog_age {
+    if let Some(max) = settings.readiness_max_backlog_age {
         match db.read(maintenance::backlog).await {
             Ok(b) => {
                 let now = chrono::Utc::now();
@@ -115,13 +115,13 @@ pub async fn readyz(
 
 /// Prometheus metrics, behind `metrics_token` as a bearer token when it is set.
 pub async fn metrics(
-    State(config): State<Arc<Settings>>,
+    State(settings): State<Arc<Settings>>,
     State(db): State<Db>,
     State(metrics): State<Arc<Metrics>>,
     State(tls): State<Arc<TlsStatus>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(token) = &config.metrics_token
+    if let Some(token) = &settings.metrics_token
         && !crate::http::bearer_ok(&headers, token)
     {
         let mut resp = (StatusCode::UNAUTHORIZED, "bearer token required\n").into_response();
