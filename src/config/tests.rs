@@ -573,3 +573,41 @@ fn secrets_are_not_printed() {
         Ok(())
     });
 }
+
+/// The sections print themselves (the configuration's `Debug` is theirs): each section's
+/// secrets and URL credentials stay masked, the PostgreSQL password of `import-original` too.
+#[test]
+fn every_section_masks_its_own_secrets() {
+    Jail::expect_with(|jail| {
+        jail.set_env("PG_PASSWORD", "pg-passw0rd");
+        jail.set_env("ADMIN_PASSWORD", "admin-passw0rd-long");
+        jail.set_env("WEBHOOK_SECRET", "whsec-value");
+        jail.set_env("QIWI_WEBHOOK_URL", "http://hookuser:hookpass@h/hook");
+        jail.set_env("QIWI_CHECK_URL", "http://chkuser:chkpass@h/check");
+        let c = load(None).unwrap();
+        let printed = [
+            format!("{:?}", c.ops),
+            format!("{:?}", c.admin),
+            format!("{:?}", c.webhook),
+            format!("{:?}", c.check),
+        ];
+        for (section, secret) in [
+            (0, "pg-passw0rd"),
+            (1, "admin-passw0rd-long"),
+            (2, "whsec-value"),
+            (2, "hookpass"),
+            (3, "chkpass"),
+        ] {
+            assert!(
+                !printed[section].contains(secret),
+                "{secret} in {}",
+                printed[section]
+            );
+        }
+        let all = format!("{c:?}");
+        for section in ["server", "qiwi", "check", "webhook", "admin", "ops"] {
+            assert!(all.contains(&format!("{section}: ")), "{section} in {all}");
+        }
+        Ok(())
+    });
+}
