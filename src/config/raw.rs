@@ -11,8 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::qiwi::DEFAULT_ACCOUNT_PATTERN;
 
 /// The configuration as written in the file and the environment, before validation. A text
-/// key is a [`Text`] (never a bare `String`): [`super::VerbatimEnv`] hands `PORT=8080`-like values on
-/// as numbers, which `Text` takes back as the same characters and `String` would refuse.
+/// key is a [`Text`] (never a bare `String`): [`super::VerbatimEnv`] hands `PORT=8080`-like
+/// values on as numbers, which `Text` takes back as the same characters and `String` would
+/// refuse.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
