@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use qiwi_gateway::config::{self, Config, LogFormat};
+use qiwi_gateway::config::{self, Config};
 use qiwi_gateway::db::{self, Db};
+use qiwi_gateway::ops::LogFormat;
 use qiwi_gateway::{app, ops};
 
 #[derive(Parser)]

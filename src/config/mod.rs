@@ -31,13 +31,11 @@ mod validate;
 
 pub use raw::{IpList, KEYS, RawConfig, SECRET_KEYS, Text};
 
-// Types of the sections, at the paths they had when they were defined here.
+// Types of the sections that tests name, at the paths they had when they were defined here.
 pub use crate::admin::DisplayLocale;
 pub use crate::http::BasicAuth;
-pub use crate::import::OriginalPg;
+pub use crate::ops::Checkpointing;
 pub use crate::ops::tls::TlsFiles;
-pub use crate::ops::{Checkpointing, LogFormat, Timings};
-pub use crate::qiwi::{DEFAULT_ACCOUNT_PATTERN, anchored_pattern};
 pub use crate::secret::Secret;
 
 /// A configuration problem, named by its key, as printed before the program stops.

@@ -5,6 +5,7 @@ use figment::Jail;
 use ipnet::IpNet;
 
 use super::*;
+use crate::ops::LogFormat;
 use crate::qiwi::Amount;
 
 #[test]

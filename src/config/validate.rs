@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{
-    BasicAuth, Checkpointing, Config, ConfigError, DisplayLocale, IpList, LogFormat, OriginalPg,
-    RawConfig, Secret, Text, Timings, TlsFiles, anchored_pattern,
-};
-use crate::admin;
-use crate::http::ServerSettings;
-use crate::qiwi::{self, Amount};
+use super::{Config, ConfigError, IpList, RawConfig, Text};
+use crate::admin::{self, DisplayLocale};
+use crate::http::{BasicAuth, ServerSettings};
+use crate::import::OriginalPg;
+use crate::ops::tls::TlsFiles;
+use crate::ops::{Checkpointing, LogFormat, Timings};
+use crate::qiwi::{self, Amount, anchored_pattern};
+use crate::secret::Secret;
 use crate::webhook;
 
 impl RawConfig {

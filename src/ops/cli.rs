@@ -353,7 +353,7 @@ mod tests {
         let mut cfg = Config::default();
         assert_eq!(healthcheck_url(&cfg), "http://127.0.0.1:8080/healthz");
         cfg.server.listen_addr = "[::]:8443".parse().unwrap();
-        cfg.server.tls = Some(config::TlsFiles {
+        cfg.server.tls = Some(crate::ops::tls::TlsFiles {
             cert: "c".into(),
             key: "k".into(),
         });
