@@ -1,6 +1,7 @@
 //! The account check against the merchant's backend (`QIWI_CHECK_URL`): the call. Reading
 //! its answer is [`super::backend::judge`] (pure).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -31,20 +32,24 @@ impl std::fmt::Debug for Settings {
 #[derive(Debug, Clone)]
 pub struct Checker {
     client: reqwest::Client,
-    url: Url,
+    // Shared: the checker is cloned with the `/payment` state on every request.
+    url: Arc<Url>,
 }
 
 impl Checker {
     /// A checker for `url` whose calls give up after `timeout`.
     pub fn new(url: Url, timeout: Duration) -> Result<Checker, reqwest::Error> {
         let client = crate::outbound::client(timeout)?;
-        Ok(Checker { client, url })
+        Ok(Checker {
+            client,
+            url: Arc::new(url),
+        })
     }
 
     /// `GET {url}?account={account}` (appended to any query the URL already has); the body
     /// read is bounded by [`MAX_BODY`] and the whole call by the timeout.
     pub async fn check(&self, account: &str) -> Verdict {
-        let mut url = self.url.clone();
+        let mut url = Url::clone(&self.url);
         url.query_pairs_mut().append_pair("account", account);
         let mut resp = match self.client.get(url).send().await {
             Ok(resp) => resp,
