@@ -54,8 +54,9 @@ pub struct Settings {
     /// Attempts in flight at once.
     pub concurrency: usize,
     /// Longest sleep between two looks at the outbox when nothing wakes the worker earlier
-    /// (10 s; not a configuration key: tests lengthen it). It picks up what no notification announces: a
-    /// resend made by another process (the CLI), rows skipped while the clock jumped back.
+    /// ([`IDLE_RESCAN`]; not a configuration key: tests lengthen it). It picks up what no
+    /// notification announces: a resend made by another process (the CLI), rows skipped while
+    /// the clock jumped back.
     pub idle_rescan: Duration,
     /// Statuses that count as delivered (`webhook_success_statuses`; 200 and 201 by default).
     pub success_statuses: Vec<u16>,
@@ -602,5 +603,35 @@ mod tests {
         assert_eq!(c.claim(vec![due(0)]).len(), 1);
         c.release(1);
         assert_eq!(c.claim(vec![due(0)]).len(), 1);
+    }
+
+    /// The section stands without a URL (the dashboard reads it), but no worker runs on it.
+    #[tokio::test]
+    async fn a_worker_needs_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("w.db")).unwrap();
+        let settings = Settings {
+            url: None,
+            secret: None,
+            timeout: Duration::from_secs(1),
+            backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(2),
+            },
+            max_attempts: None,
+            concurrency: 1,
+            idle_rescan: IDLE_RESCAN,
+            success_statuses: vec![200],
+        };
+        let without = Worker::production(db.clone(), settings.clone());
+        assert!(matches!(without, Err(WebhookError::NoUrl)));
+        let with = Worker::production(
+            db,
+            Settings {
+                url: Some("http://127.0.0.1:9/hook".parse().unwrap()),
+                ..settings
+            },
+        );
+        assert!(with.is_ok());
     }
 }
