@@ -9,10 +9,9 @@ use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::Settings;
 use super::session::Session;
 use super::view;
-use super::{AdminError, Layout, render};
+use super::{AdminError, Layout, Settings, render};
 use crate::db::{self, Db, DbError, audit as q};
 use crate::http::ServerSettings;
 

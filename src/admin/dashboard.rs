@@ -8,11 +8,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Days, NaiveTime, Utc};
 
-use super::Settings;
 use super::session::Session;
 use super::transactions::BadgeCtx;
 use super::view::{self, Badge, Fmt};
-use super::{AdminError, Layout, render};
+use super::{AdminError, Layout, Settings, render};
 use crate::db::Db;
 use crate::db::dashboard as q;
 use crate::ops::certs::TlsStatus;

@@ -8,10 +8,9 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::Settings;
 use super::session::Session;
 use super::view::{self, FormQuery, PageQuery, Pager};
-use super::{AdminError, Layout, not_found_page, render};
+use super::{AdminError, Layout, Settings, not_found_page, render};
 use crate::db::http_log::{self as q, LogFilter, LogRow};
 use crate::db::pager::Page;
 use crate::db::{Db, transactions};

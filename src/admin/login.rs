@@ -15,8 +15,7 @@ use super::session::{
     SESSION_COOKIE, SESSION_TTL, Session, cookie, cookies_secure, ct_eq, form_field, random_token,
     set_cookie, token_hash,
 };
-use super::{AdminError, Layout, render};
-use super::{AdminState, Settings};
+use super::{AdminError, AdminState, Layout, Settings, render};
 use crate::db::{self, Db, sessions as q};
 use crate::http::ServerSettings;
 use crate::http::client_ip::client_ip;

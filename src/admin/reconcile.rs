@@ -8,9 +8,8 @@ use axum::extract::{Extension, Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::Settings;
 use super::session::Session;
-use super::{AdminError, Layout, not_found_page, render};
+use super::{AdminError, Layout, Settings, not_found_page, render};
 use crate::db::Db;
 use crate::db::reconcile as q;
 use crate::http::ServerSettings;

@@ -13,8 +13,7 @@ use headers::HeaderMapExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AdminError;
-use super::Settings;
+use super::{AdminError, Settings};
 use crate::db::{Db, sessions as q};
 use crate::http::ServerSettings;
 

@@ -18,10 +18,9 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::Settings;
 use super::session::Session;
 use super::view::Fmt;
-use super::{AdminError, Layout, not_found_page, render};
+use super::{AdminError, Layout, Settings, not_found_page, render};
 use crate::db::Db;
 use crate::db::outbox::{self, AttemptRequest};
 use crate::webhook;

@@ -19,10 +19,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::Settings;
 use super::session::Session;
 use super::view;
-use super::{AdminError, Layout, not_found_page, render};
+use super::{AdminError, Layout, Settings, not_found_page, render};
 use crate::db::{self, Db, test_payments as q};
 use crate::http::ServerSettings;
 use crate::qiwi;
