@@ -39,14 +39,16 @@ async fn a_slow_loris_check_backend_costs_at_most_the_check_timeout() {
     let base = slow_loris().await;
     let app = spawn_app_with(|c| {
         c.check.url = Some(format!("{base}/check").parse().unwrap());
-        c.check.timeout = Duration::from_secs(1);
+        // Well under the peer's one byte a second: the first bytes arrive at once, the answer
+        // never does.
+        c.check.timeout = Duration::from_millis(250);
     })
     .await;
     let started = Instant::now();
     let a = app.check("1", "acc", "10").await;
     assert_eq!(a.result(), 1, "{}", a.raw);
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
@@ -55,7 +57,7 @@ async fn a_slow_loris_check_backend_costs_at_most_the_check_timeout() {
 #[tokio::test]
 async fn a_hanging_webhook_receiver_does_not_slow_payments() {
     let base = slow_loris().await;
-    let timeout = Duration::from_secs(5);
+    let timeout = Duration::from_secs(2);
     let app = spawn_app_with(|c| {
         c.webhook.url = Some(format!("{base}/hook").parse().unwrap());
         c.webhook.timeout = timeout;
@@ -92,6 +94,7 @@ async fn a_hanging_webhook_receiver_does_not_slow_payments() {
 
 #[tokio::test]
 async fn a_failing_receiver_is_retried_on_the_schedule_not_in_a_spin() {
+    const STEP: Duration = Duration::from_millis(250);
     use std::sync::{Arc, Mutex};
     // When each attempt reached the receiver.
     let hits = Arc::new(Mutex::new(Vec::<Instant>::new()));
@@ -114,26 +117,29 @@ async fn a_failing_receiver_is_retried_on_the_schedule_not_in_a_spin() {
         .await;
     let app = spawn_app_with(|c| {
         c.webhook.url = Some(format!("{base}/hook").parse().unwrap());
-        c.webhook.backoff.initial = Duration::from_secs(1);
-        c.webhook.backoff.max = Duration::from_secs(1);
+        c.webhook.backoff.initial = STEP;
+        c.webhook.backoff.max = STEP;
     })
     .await;
     assert_eq!(app.pay("1", "acc", "1").await.result(), 0);
-    // Initial and maximum delay 1 s: half to all of the base with jitter, but never under the
-    // 1 s floor (backoff's MIN_DELAY) nor over the 1 s cap, so every retry is due exactly 1 s
-    // after the previous attempt ended. Wait (polling, generously) for four attempts...
+    // Initial and maximum delay STEP: half to all of the base with jitter, kept at or above
+    // the 1 s floor (backoff's MIN_DELAY) unless the cap is lower, and the cap wins: every retry
+    // is due exactly STEP after the previous attempt ended (a configured delay is whole
+    // seconds; the test takes the cap below the floor to run in a second, not four). Wait
+    // (polling, generously) for four attempts...
     let deadline = Instant::now() + Duration::from_secs(60);
     while hits.lock().unwrap().len() < 4 {
         assert!(Instant::now() < deadline, "fewer than 4 attempts in 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // ...and check that none came sooner than 1 s after the one before; a spinning loop would
-    // make them milliseconds apart. (10 ms of slack for the millisecond due times.)
+    // ...and check that none came sooner than STEP after the one before; a spinning loop
+    // would make them a millisecond or less apart. (10 ms of slack for the millisecond due
+    // times.)
     let hits = hits.lock().unwrap().clone();
     for pair in hits.windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
-            gap >= Duration::from_millis(990),
+            gap >= STEP - Duration::from_millis(10),
             "a retry came after {gap:?}"
         );
     }
