@@ -625,6 +625,13 @@ async fn transaction_filters_select_the_matching_rows_and_stay_in_the_links() {
     let (_, html) = ids("account=alice&min=10.5".to_owned()).await;
     assert!(html.contains(r#"name="account" value="alice""#));
     assert!(html.contains("/admin/transactions.csv?account=alice&#38;min=10.5"));
+    // ...with the shared day fields and a "Clear" back to this page only once filtered.
+    assert!(html.contains(r#"<a class="btn btn-quiet" href="/admin/transactions">Clear</a>"#));
+    let (_, html) = ids(format!("from={today}")).await;
+    assert!(html.contains(&format!(r#"name="from" type="date" value="{today}""#)));
+    assert!(html.contains(r#"name="to" type="date" value="""#));
+    let (_, html) = ids(String::new()).await;
+    assert!(!html.contains(">Clear</a>"));
     // An empty result says so, and so does a bad filter.
     let (_, html) = ids("account=nobody".to_owned()).await;
     assert!(html.contains("No transactions match these filters."));
@@ -1439,6 +1446,7 @@ async fn dashboard_warnings_and_the_result_filter() {
             "result {r}"
         );
         assert!(html.contains(&format!(r#"name="result" value="{r}""#)));
+        assert!(html.contains(r#"<a class="btn btn-quiet" href="/admin/log">Clear</a>"#));
     }
     let (_, html) = admin.get(&app, "/admin/log?result=241").await;
     assert!(listed_ids(&html, "/admin/log").is_empty());
