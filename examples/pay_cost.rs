@@ -7,10 +7,13 @@
 //! of every thread and gives the same count from run to run on a noisy machine) with two batch
 //! sizes, and divides the difference by the difference in pays: start-up is left out.
 //!
-//!   pay_cost [PAYS] [CONCURRENCY] [count]     (defaults: 2000 pays, 1 at a time)
+//!   pay_cost [PAYS] [CONCURRENCY] [count|rate]     (defaults: 2000 pays, 1 at a time)
 //!
 //! With `count` (as under callgrind) it skips the byte figures, whose `dbstat` walk would
-//! add instructions that grow with the database.
+//! add instructions that grow with the database. With `rate` it skips them too and runs on
+//! tokio's multi-threaded runtime, as the gateway does (one worker per core), so `seconds`
+//! is the in-process bound that `bench/run http` prints beside the HTTP ceiling; the other
+//! modes run one runtime thread (plus the writer's), whose instruction counts repeat best.
 //!
 //! With CONCURRENCY 1 every pay is its own commit (the cost of a lone pay, fsync included);
 //! with 64 the writer groups them as it does under load. Output: `key value` lines.
@@ -34,17 +37,22 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let pays: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let conc: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
-    let bytes = args.next().as_deref() != Some("count");
+    let mode = args.next();
+    let bytes = mode.is_none();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("cost.db");
     let mut config = Config::default();
     config.server.listen_addr = "127.0.0.1:0".parse().expect("a literal address");
     config.ops.database_path = path.clone();
     config.ops.log_retention = None;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let rt = if mode.as_deref() == Some("rate") {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()
+    .expect("a tokio runtime");
     rt.block_on(async {
         let state = AppState::new(config).expect("the gateway's state");
         // The WAL only grows while paying: its size afterwards is what the pays wrote.

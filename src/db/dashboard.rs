@@ -57,11 +57,18 @@ pub fn dashboard(
         *t = totals_since(&tx, s)?;
     }
     // Test payments are not part of the backlog: they are the operator's own (issue 16.4).
+    // Counted on the status index alone, then the few pending test payments (their partial
+    // index) taken off: testing `test = 0` row by row read every pending row, 55 ms for a
+    // backlog of 175,000 at 10,000,000 payments. The oldest is the first non-test row in
+    // the index's time order.
     let (pending, oldest_pending) = tx
         .prepare_cached(
-            "SELECT count(*), min(created_at)
-             FROM qiwi_transaction INDEXED BY qiwi_transaction_status
-             WHERE status = 0 AND test = 0",
+            "SELECT (SELECT count(*) FROM qiwi_transaction INDEXED BY qiwi_transaction_status
+                     WHERE status = 0)
+                  - (SELECT count(*) FROM qiwi_transaction INDEXED BY qiwi_transaction_test
+                     WHERE test = 1 AND status = 0),
+                    (SELECT created_at FROM qiwi_transaction INDEXED BY qiwi_transaction_status
+                     WHERE status = 0 AND test = 0 ORDER BY created_at LIMIT 1)",
         )?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let failing = tx
@@ -316,6 +323,14 @@ mod tests {
         pay(&conn, "1", "2024-03-05 10:15:00", 100, 0);
         test_pay(&conn, "2", "2024-03-05 10:10:00", 200);
         test_pay(&conn, "3", "2024-03-05 10:11:00", 300);
+        // Delivered ones, test or not, are not in the backlog either.
+        pay(&conn, "4", "2024-03-05 10:01:00", 400, 1);
+        test_pay(&conn, "5", "2024-03-05 10:02:00", 500);
+        conn.execute(
+            "UPDATE qiwi_transaction SET status = 1 WHERE code = '5'",
+            [],
+        )
+        .unwrap();
         conn.execute("UPDATE qiwi_transaction SET attempts = 1", [])
             .unwrap();
         let d = dashboard(&conn, ["2024-03-05 00:00:00"; 3], &[200]).unwrap();
@@ -326,8 +341,8 @@ mod tests {
         assert_eq!(
             d.totals[0],
             Totals {
-                count: 1,
-                sum_minor: 100
+                count: 2,
+                sum_minor: 500
             }
         );
     }

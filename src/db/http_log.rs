@@ -141,7 +141,61 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
+/// A filter column whose index keeps only the rows without the column's usual value
+/// (migration 0010). `cond` is the index's `WHERE` word for word: a query names it so SQLite
+/// can use the index (`db::http_log::tests::rare_conditions_are_the_indexes_own`).
+struct Rare {
+    col: &'static str,
+    usual: Usual,
+    cond: &'static str,
+    index: &'static str,
+}
+
+/// The value most rows hold in a [`Rare`] column.
+enum Usual {
+    Int(i64),
+    Text(&'static str),
+}
+
+const RARE_METHOD: Rare = Rare {
+    col: "method",
+    usual: Usual::Text("GET"),
+    cond: "method <> 'GET'",
+    index: "qiwi_http_log_method_rare",
+};
+const RARE_STATUS: Rare = Rare {
+    col: "status",
+    usual: Usual::Int(200),
+    cond: "status <> 200",
+    index: "qiwi_http_log_status_rare",
+};
+const RARE_RESULT: Rare = Rare {
+    col: "result",
+    usual: Usual::Int(0),
+    cond: "result <> 0",
+    index: "qiwi_http_log_result_rare",
+};
+
+impl Rare {
+    /// The index that serves a filter on `v`, with its condition: none for the usual value.
+    fn index_for(&self, v: &Value) -> Option<(&'static str, Option<&'static str>)> {
+        let usual = match (&self.usual, v) {
+            (Usual::Int(u), Value::Integer(i)) => u == i,
+            (Usual::Text(u), Value::Text(t)) => u == t,
+            _ => false,
+        };
+        (!usual).then_some((self.index, Some(self.cond)))
+    }
+}
+
 /// One page of logged requests matching `f`, newest first.
+///
+/// An equality filter drives the page through its index when it has one: `txn_id` and `ip`
+/// always, `method`, `status` and `result` when the value is not the column's usual one
+/// (`GET`, 200, 0; their indexes hold only the other rows, migration 0010). A usual value is
+/// tested row by row along the time index like the text filter, so a page stops after
+/// [`SCAN_BUDGET`] rows (or the pager's time bound) even when the value is absent, with a
+/// cursor to go on from.
 pub fn requests(
     conn: &Connection,
     f: &LogFilter,
@@ -151,29 +205,46 @@ pub fn requests(
     let mut q = Query::default();
     // The most selective equality drives; the others are tested row by row.
     let mut driver: Option<&str> = None;
-    let mut eq = |q: &mut Query, col: &str, v: Value, index: &'static str| {
+    // `index`: the index that serves this value, with the condition it is partial on.
+    let mut eq = |q: &mut Query,
+                  col: &str,
+                  v: Value,
+                  index: Option<(&'static str, Option<&'static str>)>| {
         let p = q.bind(v);
-        if driver.is_none() {
-            driver = Some(index);
-            q.indexed.push(format!("{col} = {p}"));
-        } else {
-            q.residual.push(format!("{col} = {p}"));
+        match index {
+            Some((index, partial)) if driver.is_none() => {
+                driver = Some(index);
+                q.indexed.push(format!("{col} = {p}"));
+                q.indexed.extend(partial.map(str::to_owned));
+            }
+            _ => q.residual.push(format!("{col} = {p}")),
         }
     };
     if let Some(t) = &f.txn_id {
-        eq(&mut q, "txn_id", t.clone().into(), "qiwi_http_log_txn_id");
+        eq(
+            &mut q,
+            "txn_id",
+            t.clone().into(),
+            Some(("qiwi_http_log_txn_id", None)),
+        );
     }
     if let Some(ip) = &f.ip {
-        eq(&mut q, "ip", ip.clone().into(), "qiwi_http_log_ip");
+        eq(
+            &mut q,
+            "ip",
+            ip.clone().into(),
+            Some(("qiwi_http_log_ip", None)),
+        );
     }
-    if let Some(s) = f.status {
-        eq(&mut q, "status", s.into(), "qiwi_http_log_status");
-    }
-    if let Some(r) = f.result {
-        eq(&mut q, "result", r.into(), "qiwi_http_log_result");
-    }
-    if let Some(m) = &f.method {
-        eq(&mut q, "method", m.clone().into(), "qiwi_http_log_method");
+    for (rare, v) in [
+        (RARE_STATUS, f.status.map(Value::from)),
+        (RARE_RESULT, f.result.map(Value::from)),
+        (RARE_METHOD, f.method.clone().map(Value::from)),
+    ] {
+        if let Some(v) = v {
+            let index = rare.index_for(&v);
+            eq(&mut q, rare.col, v, index);
+        }
     }
     let index = driver.unwrap_or("qiwi_http_log_created");
     q.range(&f.from, &f.until);
@@ -218,9 +289,213 @@ pub fn request(conn: &Connection, id: i64) -> Result<Option<LogDetail>, DbError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::pager::PAGE_SIZE;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrations::run(&mut c).unwrap();
+        c
+    }
+
+    fn add(c: &Connection, method: &str, status: u16, result: Option<i32>, at: &str) -> i64 {
+        insert(
+            c,
+            &LogEntry {
+                ip: "10.0.0.1".into(),
+                url: "/payment?command=pay".into(),
+                method: method.into(),
+                headers: "{}".into(),
+                created_at: at.into(),
+                status,
+                response: "<response/>".into(),
+                result,
+                ..LogEntry::default()
+            },
+        )
+        .unwrap()
+    }
 
     #[test]
     fn like_patterns_match_the_text_literally() {
         assert_eq!(like_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+
+    #[test]
+    fn rare_conditions_are_the_indexes_own() {
+        let c = db();
+        for rare in [RARE_METHOD, RARE_STATUS, RARE_RESULT] {
+            let sql: String = c
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                    [rare.index],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(sql.ends_with(&format!("WHERE {}", rare.cond)), "{sql}");
+            assert!(
+                sql.contains(&format!("({}, created_at)", rare.col)),
+                "{sql}"
+            );
+        }
+        // The full indexes they replace are gone: a usual value is not indexed at all.
+        let full: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN
+                     ('qiwi_http_log_method', 'qiwi_http_log_status', 'qiwi_http_log_result')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(full, 0);
+    }
+
+    /// Every value of every skewed filter, usual or rare, present or absent, alone or with
+    /// another filter, lists exactly the rows a plain query finds, newest first.
+    #[test]
+    fn skewed_filters_list_what_a_plain_query_finds() {
+        let c = db();
+        let methods = ["GET", "POST"];
+        let statuses = [200u16, 401, 413];
+        let results = [Some(0), Some(5), None];
+        let mut n = 0;
+        for m in methods {
+            for s in statuses {
+                for r in results {
+                    n += 1;
+                    add(&c, m, s, r, &format!("2026-01-01 00:00:{n:02}"));
+                }
+            }
+        }
+        assert!(n < PAGE_SIZE, "one page holds every match");
+        let cases: Vec<LogFilter> = [None, Some("GET"), Some("POST"), Some("PUT")]
+            .into_iter()
+            .flat_map(|m| {
+                [None, Some(200), Some(401), Some(500)]
+                    .into_iter()
+                    .flat_map(move |s| {
+                        [None, Some(0), Some(5), Some(79)]
+                            .into_iter()
+                            .map(move |r| LogFilter {
+                                method: m.map(str::to_owned),
+                                status: s,
+                                result: r,
+                                ..LogFilter::default()
+                            })
+                    })
+            })
+            .collect();
+        let mut nonempty = 0;
+        for f in &cases {
+            let got: Vec<i64> = requests(&c, f, None)
+                .unwrap()
+                .rows
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            let want: Vec<i64> = c
+                .prepare(
+                    "SELECT id FROM qiwi_http_log
+                     WHERE (?1 IS NULL OR method = ?1) AND (?2 IS NULL OR status = ?2)
+                       AND (?3 IS NULL OR result = ?3)
+                     ORDER BY created_at DESC, id DESC",
+                )
+                .unwrap()
+                .query_map(params![f.method, f.status, f.result], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(got, want, "{f:?}");
+            nonempty += usize::from(!want.is_empty());
+        }
+        assert!(nonempty > 20, "the cases find rows: {nonempty}");
+    }
+
+    /// A usual value buried under rows that lack it walks at most the scan budget per page and
+    /// says where to go on; a rare value, present or absent, is answered whole from its index.
+    #[test]
+    fn an_absent_usual_value_stops_at_the_budget_and_a_rare_one_is_one_seek() {
+        let mut c = db();
+        let tx = c.transaction().unwrap();
+        for i in 0..10 {
+            add(
+                &tx,
+                "GET",
+                200,
+                Some(0),
+                &format!("2026-01-01 00:00:{i:02}"),
+            );
+        }
+        // A flood of refused POSTs after them: the newest rows hold none of the usual values.
+        for i in 0..SCAN_BUDGET + 500 {
+            let at = format!(
+                "2026-01-02 {:02}:{:02}:{:02}",
+                i / 3600,
+                i / 60 % 60,
+                i % 60
+            );
+            add(&tx, "POST", 401, None, &at);
+        }
+        tx.commit().unwrap();
+
+        for f in [
+            LogFilter {
+                status: Some(500),
+                ..LogFilter::default()
+            },
+            LogFilter {
+                method: Some("PUT".into()),
+                ..LogFilter::default()
+            },
+            LogFilter {
+                result: Some(5),
+                ..LogFilter::default()
+            },
+        ] {
+            let p = requests(&c, &f, None).unwrap();
+            assert!(
+                p.rows.is_empty() && p.older.is_none() && !p.budget_hit,
+                "{f:?}"
+            );
+        }
+        let p = requests(
+            &c,
+            &LogFilter {
+                status: Some(401),
+                ..LogFilter::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.rows.len(), PAGE_SIZE);
+        assert!(!p.budget_hit && p.rows.iter().all(|r| r.status == 401));
+
+        for f in [
+            LogFilter {
+                status: Some(200),
+                ..LogFilter::default()
+            },
+            LogFilter {
+                method: Some("GET".into()),
+                ..LogFilter::default()
+            },
+            LogFilter {
+                result: Some(0),
+                ..LogFilter::default()
+            },
+        ] {
+            let first = requests(&c, &f, None).unwrap();
+            assert!(first.budget_hit && first.rows.is_empty(), "{f:?}");
+            let mut found = Vec::new();
+            let mut cursor = first.older;
+            let mut pages = 1;
+            while let Some(id) = cursor {
+                let p = requests(&c, &f, Some(Cursor::After(id))).unwrap();
+                found.extend(p.rows.iter().map(|r| r.id));
+                cursor = p.older;
+                pages += 1;
+                assert!(pages < 1000, "the cursor moves on");
+            }
+            assert_eq!(found, (1..=10).rev().collect::<Vec<i64>>(), "{f:?}");
+        }
     }
 }

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_seeit.sql"),
     include_str!("../../migrations/0008_attempt_requests.sql"),
     include_str!("../../migrations/0009_import.sql"),
+    include_str!("../../migrations/0010_log_rare_indexes.sql"),
 ];
 
 /// Applies the migrations the database does not have yet.

@@ -179,9 +179,11 @@ pub(crate) fn scan<T>(
     let mut walked = 0;
     let started = Instant::now();
     while let Some(row) = rows.next()? {
-        let hit: bool = row.get(0)?;
+        // A residual condition on a NULL column (`result = 0` on a refused request) is NULL,
+        // which is not a match.
+        let hit: Option<bool> = row.get(0)?;
         let id: i64 = row.get(1)?;
-        if hit {
+        if hit == Some(true) {
             if hits.len() == limit {
                 // One more match exists: the page is full, and the next one starts after its
                 // last row.

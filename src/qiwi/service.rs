@@ -56,14 +56,13 @@ impl Service<'_> {
             _ => params.txn_id().map(str::to_owned),
         };
         let (answer, logged) = match params.parse(&rules) {
-            Err(rejection) => (reject(rejection, echo), false),
+            Err(rejection) => (reject(rejection, echo), None),
             Ok(req) => match req.command {
-                Command::Check | Command::GetInfo => (self.check(&req, echo).await, false),
+                Command::Check | Command::GetInfo => (self.check(&req, echo).await, None),
                 Command::Pay => self.pay(req, echo, log.clone()).await,
             },
         };
-        let body = answer.render();
-        if logged {
+        if let Some(body) = logged {
             return Served {
                 command,
                 answer,
@@ -72,10 +71,14 @@ impl Service<'_> {
         }
         let mut log = log;
         log.status = 200;
-        log.response = body.clone();
+        log.response = answer.render();
         log.result = Some(i32::from(answer.result.code()));
-        match self.write_log(log).await {
-            Ok(()) => Served {
+        // The log row's answer text is the HTTP answer: rendered once, handed back.
+        let written = self
+            .write_log_with(log, |log| std::mem::take(&mut log.response))
+            .await;
+        match written {
+            Ok(body) => Served {
                 command,
                 answer,
                 body,
@@ -102,13 +105,26 @@ impl Service<'_> {
     }
 
     async fn write_log(&self, log: LogEntry) -> Result<(), DbError> {
+        self.write_log_with(log, |_| ()).await
+    }
+
+    /// Writes `log` and returns what `keep` takes from it once it is written.
+    async fn write_log_with<T: Send + 'static>(
+        &self,
+        mut log: LogEntry,
+        keep: impl FnOnce(&mut LogEntry) -> T + Send + 'static,
+    ) -> Result<T, DbError> {
         let started = Instant::now();
-        self.db
+        let kept = self
+            .db
             .writer()
-            .write(move |c| http_log::insert(c, &log))
+            .write(move |c| {
+                http_log::insert(c, &log)?;
+                Ok(keep(&mut log))
+            })
             .await?;
         self.metrics.db_write(started.elapsed());
-        Ok(())
+        Ok(kept)
     }
 
     /// `check` and `getInfo`: the maintenance switch, then the check backend (if any).
@@ -136,13 +152,18 @@ impl Service<'_> {
 
     /// `pay`: stores the payment and its log row in one job of the writer, so the answer
     /// costs one shared commit, and answers only once that commit is durable. Returns the
-    /// answer and whether the log row was written with it.
-    async fn pay(&self, req: Request, echo: Option<String>, log: LogEntry) -> (Answer, bool) {
+    /// answer and, when the log row was written with it, the rendered answer it holds.
+    async fn pay(
+        &self,
+        req: Request,
+        echo: Option<String>,
+        log: LogEntry,
+    ) -> (Answer, Option<String>) {
         let (Some(txn_id), Some(sum)) = (req.txn_id, req.sum) else {
             // The parser guarantees both on pay; should it not, no payment is half-stored.
             return (
                 reject(Rejection::Malformed("txn_id or sum is missing"), echo),
-                false,
+                None,
             );
         };
         let payment = NewPayment {
@@ -159,31 +180,33 @@ impl Service<'_> {
         let job = pay_job(payment, accept_new, echo.clone(), log);
         let started = Instant::now();
         match self.db.writer().write(job).await {
-            Ok((answer, created)) => {
+            Ok((answer, body, created)) => {
                 self.metrics.db_write(started.elapsed());
                 if created {
                     self.metrics.payment_stored(sum.minor());
                     self.payment_stored.notify_one();
                 }
-                (answer, true)
+                (answer, Some(body))
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not store a payment");
-                (reject(Rejection::Temporary, echo), false)
+                (reject(Rejection::Temporary, echo), None)
             }
         }
     }
 }
 
 /// The pay's one writer job: store (or find) the payment, build its answer, and write the
-/// request's log row with that answer, all in one commit. Returns the answer and whether a
-/// new payment was created.
+/// request's log row with that answer, all in one commit. Returns the answer, its XML as
+/// logged (rendered once: the log row's text is the HTTP answer's body) and whether a new
+/// payment was created.
 fn pay_job(
     payment: NewPayment,
     accept_new: bool,
     echo: Option<String>,
     mut log: LogEntry,
-) -> impl FnOnce(&rusqlite::Connection) -> Result<(Answer, bool), DbError> + Send + 'static {
+) -> impl FnOnce(&rusqlite::Connection) -> Result<(Answer, String, bool), DbError> + Send + 'static
+{
     move |c| {
         let now = chrono::Utc::now();
         let stored = transactions::store(
@@ -199,7 +222,7 @@ fn pay_job(
         log.response = answer.render();
         log.result = Some(i32::from(answer.result.code()));
         http_log::insert(c, &log)?;
-        Ok((answer, created))
+        Ok((answer, std::mem::take(&mut log.response), created))
     }
 }
 

@@ -192,3 +192,33 @@ async fn every_kind_of_request_is_one_log_row() {
         .unwrap();
     assert!(response.contains("<result>0</result>"));
 }
+
+/// The answer a log row keeps is byte for byte the body QIWI got, for every kind of protocol
+/// answer (the XML is rendered once and used for both: `src/qiwi/service.rs`).
+#[tokio::test]
+async fn the_logged_answer_is_the_answer_sent() {
+    let app = spawn_app().await;
+    let sent = [
+        app.check("901", "79001234567", "10.45").await,
+        app.pay("901", "79001234567", "10.45").await,
+        app.pay("901", "79001234567", "10.45").await,
+        app.pay("901", "79001234567", "99.00").await,
+        app.query("command=pay&txn_id=x&account=a&sum=1").await,
+        app.query("command=getInfo&account=79001234567").await,
+    ];
+    let logged: Vec<String> = app
+        .db()
+        .prepare("SELECT response FROM qiwi_http_log ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(logged.len(), sent.len());
+    for (a, l) in sent.iter().zip(&logged) {
+        assert!(a.raw.contains("<result>"), "{}", a.raw);
+        assert_eq!(&a.raw, l);
+    }
+    let results: Vec<u16> = sent.iter().map(XmlAnswer::result).collect();
+    assert_eq!(results, [0, 0, 0, 300, 300, 0]);
+}
