@@ -345,6 +345,20 @@ async fn a_backup_taken_under_a_load_of_pays_holds_every_payment_answered_before
     }
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("backup written to"));
+    // both reports of the size are the file's size, in bytes
+    let size = std::fs::metadata(&target).unwrap().len();
+    assert!(size > 1024, "{size}");
+    assert!(
+        text(&out.stdout).ends_with(&format!(", {size} bytes\n")),
+        "{}",
+        text(&out.stdout)
+    );
+    let done = format!("backup: done, {size} bytes (");
+    assert!(
+        text(&out.stderr).lines().any(|l| l.starts_with(&done)),
+        "no `{done}` in {}",
+        text(&out.stderr)
+    );
     assert!(
         failures.lock().unwrap().is_empty(),
         "{:?}",
