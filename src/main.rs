@@ -238,16 +238,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let progress = std::sync::OnceLock::new();
             let info =
                 db::maintenance::backup_watched(&cfg.ops.database_path, &to, &|done, total| {
-                    // Sizes in KiB: the bar's units; the copy can end a little above the estimate.
                     progress
-                        .get_or_init(|| {
-                            ops::progress::Progress::start("backup", total / 1024, "KiB")
-                        })
-                        .set(done / 1024);
+                        .get_or_init(|| ops::progress::Progress::bytes("backup", total))
+                        .set(done);
                 })?;
-            if let Some(p) = progress.into_inner() {
-                p.finish();
-            }
+            // The copy's real size: the last look may be older than the end, and the copy can
+            // end above the estimate. A copy too quick to be watched gets its closing line too.
+            progress
+                .into_inner()
+                .unwrap_or_else(|| ops::progress::Progress::bytes("backup", info.bytes))
+                .finish_at(info.bytes);
             println!(
                 "backup written to {}: {} payments (last id {}), {} bytes",
                 to.display(),

@@ -351,6 +351,9 @@ async fn payment_until_trusted(client: &reqwest::Client, addr: SocketAddr) -> Ce
             Ok(resp) => {
                 let cert = served(&resp);
                 assert_eq!(resp.status(), 200);
+                // reqwest (http2 feature) offers `h2, http/1.1` as browsers do; the listener
+                // serves HTTP/1.1 only, so that is what it must pick
+                assert_eq!(resp.version(), reqwest::Version::HTTP_11);
                 assert!(resp.text().await.unwrap().contains("<result>0</result>"));
                 return cert;
             }

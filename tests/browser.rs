@@ -133,6 +133,11 @@ async fn start_driver() -> Option<Driver> {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+/// [`browser`] with `extra` command-line switches for Chromium.
+async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
     let profile = driver._profile.path().display().to_string();
     let mut args: Vec<String> = [
         "--headless",
@@ -150,6 +155,7 @@ async fn browser(driver: &Driver) -> Client {
     .map(str::to_owned)
     .to_vec();
     args.push(format!("--user-data-dir={profile}"));
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let mut chrome = serde_json::json!({ "args": args });
     let binary = std::env::var_os("CHROME_BIN")
         .map(PathBuf::from)
@@ -716,6 +722,44 @@ async fn operator_logs_in_filters_opens_a_transaction_and_resends_its_webhook() 
             .ends_with("/admin/login")
     );
 
+    c.close().await.unwrap();
+}
+
+/// Built-in HTTPS from certificate files works in a browser: Chromium offers `h2, http/1.1`
+/// in ALPN, and the listener (which serves HTTP/1.1 only) must pick `http/1.1`; when it
+/// accepted `h2`, Chromium failed with net::ERR_CONNECTION_CLOSED.
+#[tokio::test]
+async fn the_login_page_opens_in_a_browser_over_https_from_certificate_files() {
+    let Some(driver) = start_driver().await else {
+        println!("skip: SKIP_BROWSER=1");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let app = spawn_app_with(|c| {
+        c.admin.password = Some(Secret(PASSWORD.into()));
+        c.server.tls = Some(qiwi_gateway::config::TlsFiles { cert, key });
+    })
+    .await;
+    // The certificate is self-signed: the handshake and ALPN are what is tested here.
+    let c = browser_with(&driver, &["--ignore-certificate-errors"]).await;
+    c.goto(&format!(
+        "https://localhost:{}/admin/login",
+        app.addr.port()
+    ))
+    .await
+    .unwrap();
+    let form = c.form(Locator::Css("form.stack")).await.unwrap();
+    form.set_by_name("username", "admin").await.unwrap();
+    form.set_by_name("password", PASSWORD).await.unwrap();
+    form.submit().await.unwrap();
+    wait_url(&c, "login over https", |u| {
+        u.scheme() == "https" && u.path() == "/admin"
+    })
+    .await;
     c.close().await.unwrap();
 }
 

@@ -8,7 +8,7 @@
 //! `test = 1` in the transaction that stores it (migration 0007), so its webhook carries
 //! `"test": true` and the totals and charts leave it out.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use askama::Template;
@@ -17,6 +17,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::session::Session;
@@ -63,6 +64,8 @@ pub struct FormPage {
     rows: Vec<Row>,
     webhook_configured: bool,
     check_configured: bool,
+    /// Why `/payment` will refuse this gateway's own call, and the setting that fixes it.
+    refused_by_allowlist: Option<String>,
 }
 
 /// One step of a test payment.
@@ -150,7 +153,52 @@ fn form_page(
             .collect(),
         webhook_configured: state.webhook.url.is_some(),
         check_configured: state.check.url.is_some(),
+        refused_by_allowlist: allowlist_refusal(state),
     }
+}
+
+/// The address this gateway's own call to `/payment` comes from: the address it connects to
+/// (a loopback connection's source is its destination), loopback for a wildcard listener.
+fn loopback_ip(addr: SocketAddr) -> IpAddr {
+    match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    }
+}
+
+/// When `qiwi_allowed_ips` would refuse the test's own call to `/payment` (403), says so and
+/// names the exact setting that lets it through (the list as it is, plus that address).
+/// `None` when the call is allowed (an empty list allows everyone).
+fn allowlist_refusal(state: &TestPaymentState) -> Option<String> {
+    let addr = state
+        .local_addr
+        .get()
+        .copied()
+        .unwrap_or(state.server.listen_addr);
+    let ip = loopback_ip(addr);
+    if crate::http::client_ip::allowed(&state.qiwi.allowed_ips, ip) {
+        return None;
+    }
+    let net = IpNet::from(ip.to_canonical());
+    let list = state
+        .qiwi
+        .allowed_ips
+        .iter()
+        .map(ToString::to_string)
+        .chain([net.to_string()])
+        .collect::<Vec<_>>();
+    Some(format!(
+        "This gateway calls its own /payment from {ip}, which QIWI_ALLOWED_IPS \
+         (qiwi_allowed_ips) does not list, so /payment refuses the test with HTTP 403 \
+         Forbidden. Add {net} to it: QIWI_ALLOWED_IPS={} in the environment, or \
+         qiwi_allowed_ips = [{}] in config.toml, then restart the gateway.",
+        list.join(","),
+        list.iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// `GET /admin/test-payment`.
@@ -273,15 +321,7 @@ async fn call_payment(
     addr: std::net::SocketAddr,
     params: &[(&str, &str)],
 ) -> String {
-    let ip = match addr.ip() {
-        std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
-            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
-        }
-        std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
-            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
-        }
-        ip => ip,
-    };
+    let ip = loopback_ip(addr);
     let scheme = if state.server.https() {
         "https"
     } else {
@@ -347,9 +387,23 @@ fn result_of(answer: &str) -> Option<i64> {
         .ok()
 }
 
-fn answer_step(title: &'static str, answer: Option<&str>) -> Step {
+/// One QIWI answer as a step. `refused_403`: what explains an HTTP 403 (the allow-list
+/// refusing the gateway's own address, [`allowlist_refusal`]), shown instead of the bare
+/// status line.
+fn answer_step(title: &'static str, answer: Option<&str>, refused_403: Option<&str>) -> Step {
     let (badge, detail) = match answer.map(|a| (a, result_of(a))) {
         None => (bad("not sent"), "not sent".to_owned()),
+        Some((a, None)) if a.starts_with("HTTP 403") => (
+            bad("HTTP 403"),
+            refused_403.map_or_else(
+                || {
+                    "HTTP 403 Forbidden: /payment refused this gateway's own address; \
+                     QIWI_ALLOWED_IPS lists it now, so a new test should pass."
+                        .to_owned()
+                },
+                str::to_owned,
+            ),
+        ),
         Some((_, Some(0))) => (ok("result 0"), "result 0: OK".to_owned()),
         Some((_, Some(r))) => (
             bad("refused"),
@@ -420,13 +474,16 @@ pub async fn show(
             body: None,
         },
     });
+    let refused = allowlist_refusal(&state);
     steps.push(answer_step(
         "2. QIWI check (our /payment answer, display fields included)",
         t.check_answer.as_deref(),
+        refused.as_deref(),
     ));
     steps.push(answer_step(
         "3. QIWI pay (our /payment answer)",
         t.pay_answer.as_deref(),
+        refused.as_deref(),
     ));
     steps.push(match &row {
         None => Step {
@@ -543,6 +600,7 @@ mod tests {
         let s = answer_step(
             "x",
             Some("HTTP 200 OK, text/xml\n<response><result>300</result></response>"),
+            None,
         );
         assert_eq!(s.badge.class, "bad");
         assert!(s.detail.starts_with("result 300"), "{}", s.detail);

@@ -612,3 +612,73 @@ fn every_section_masks_its_own_secrets() {
         Ok(())
     });
 }
+
+#[test]
+fn settings_that_can_never_work_are_refused_in_one_line() {
+    let with_user = |user: &'static str| {
+        error_of(move |j| {
+            j.set_env("HTTP_AUTH_USERNAME", user);
+            j.set_env("HTTP_AUTH_PASSWORD", "a-long-password");
+            Ok(None)
+        })
+    };
+    // a Basic user name with `:` never matches (RFC 7617 section 2): every request 401
+    let m = with_user("qiwi:shop");
+    assert!(
+        m.contains("invalid `http_auth_username` (env HTTP_AUTH_USERNAME)")
+            && m.contains("RFC 7617")
+            && m.contains("401"),
+        "{m}"
+    );
+    // spaces at either end, and control characters, are refused too
+    for user in ["qiwi ", " qiwi", "qiwi\t", "qiwi\r"] {
+        let m = with_user(user);
+        assert!(m.contains("`http_auth_username`"), "{user:?}: {m}");
+        assert_eq!(m.lines().count(), 1, "{m}");
+    }
+    // the password: a control character (CRLF env file), said without printing it
+    let m = error_of(|j| {
+        j.set_env("HTTP_AUTH_USERNAME", "qiwi");
+        j.set_env("HTTP_AUTH_PASSWORD", "hunter2-secret\r");
+        Ok(None)
+    });
+    assert!(m.contains("`http_auth_password`"), "{m}");
+    assert!(!m.contains("hunter2"), "the password is printed: {m}");
+    // a space inside a user name is allowed (RFC 7617 forbids only `:` and controls)
+    Jail::expect_with(|j| {
+        j.set_env("HTTP_AUTH_USERNAME", "qiwi shop");
+        j.set_env("HTTP_AUTH_PASSWORD", "a long password ");
+        assert_eq!(
+            load(None).unwrap().qiwi.http_auth.unwrap().username,
+            "qiwi shop"
+        );
+        Ok(())
+    });
+
+    // min_sum below one kopeck: a pay of 0 would be stored and answered 0
+    for (min, in_file) in [("0", false), ("0.00", false), ("0", true)] {
+        let m = error_of(move |j| {
+            if in_file {
+                j.create_file("c.toml", &format!("min_sum = \"{min}\""))?;
+                Ok(Some("c.toml"))
+            } else {
+                j.set_env("MIN_SUM", min);
+                Ok(None)
+            }
+        });
+        let origin = if in_file {
+            "file c.toml"
+        } else {
+            "env MIN_SUM"
+        };
+        assert!(
+            m.contains(&format!("invalid `min_sum` ({origin})")) && m.contains("0.01"),
+            "{m}"
+        );
+    }
+    Jail::expect_with(|j| {
+        j.set_env("MIN_SUM", "0.01");
+        assert_eq!(load(None).unwrap().qiwi.min_sum, Amount::from_minor(1));
+        Ok(())
+    });
+}

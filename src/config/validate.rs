@@ -63,10 +63,23 @@ impl RawConfig {
             nonempty(self.http_auth_username),
             nonempty(self.http_auth_password),
         ) {
-            (Some(username), Some(password)) => Some(BasicAuth {
-                username,
-                password: Secret(password),
-            }),
+            (Some(username), Some(password)) => {
+                basic_user(&username).map_err(|r| invalid("http_auth_username", r))?;
+                if password.chars().any(char::is_control) {
+                    // The password itself is never printed.
+                    return Err(invalid(
+                        "http_auth_password",
+                        "contains a control character (a carriage return from a Windows line \
+                         ending?): Basic credentials must not (RFC 7617 section 2), so QIWI \
+                         could never send it; remove it"
+                            .into(),
+                    ));
+                }
+                Some(BasicAuth {
+                    username,
+                    password: Secret(password),
+                })
+            }
             (None, None) => None,
             (Some(_), None) => {
                 return Err(invalid(
@@ -93,6 +106,19 @@ impl RawConfig {
                 )
             })?;
         let min_sum = amount("min_sum", &self.min_sum)?;
+        // A QIWI sum is a positive amount: on check and getInfo 0 means "not known yet", never
+        // a payment (shared spec qiwi-protocol.md, "Parameters", `sum`; README, "The protocol
+        // in short"). Below one kopeck a pay of 0 would be stored and answered 0.
+        if min_sum < Amount::from_minor(1) {
+            return Err(invalid(
+                "min_sum",
+                format!(
+                    "`{}` is below 0.01: a QIWI sum is positive (0 means \"not known yet\", \
+                     never a payment), and with it a pay of 0 would be stored and answered 0",
+                    self.min_sum.0.escape_debug()
+                ),
+            ));
+        }
         let max_sum = self
             .max_sum
             .filter(|t| !t.0.is_empty())
@@ -353,6 +379,35 @@ impl RawConfig {
             ops,
         })
     }
+}
+
+/// Checks `http_auth_username` is a user name HTTP Basic auth can carry (RFC 7617 section 2):
+/// no `:` (the first colon ends the user-id, so such a name never matches and every request
+/// would be answered 401), no control character, and no space at either end (values are
+/// taken verbatim, so a space copied into an env file would be required of QIWI too; refused
+/// rather than warned, because a warning scrolls by while every payment is refused).
+fn basic_user(name: &str) -> Result<(), String> {
+    let shown = name.escape_debug();
+    if name.contains(':') {
+        return Err(format!(
+            "`{shown}` contains `:`, which a Basic auth user name cannot (RFC 7617 section 2: \
+             the first colon ends it), so every request would be refused with 401; choose a \
+             name without `:`"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "`{shown}` contains a control character, which Basic credentials must not (RFC 7617 \
+             section 2); remove it"
+        ));
+    }
+    if name.trim() != name {
+        return Err(format!(
+            "`{shown}` begins or ends with white space (values are taken verbatim, so QIWI \
+             would have to send it too); remove it"
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `listen_addr`: an IP address and a port (`0.0.0.0:8080`, `[::]:8443`). A host name is

@@ -472,20 +472,11 @@ impl Acme {
         }
     }
 
-    /// The rustls configuration for the HTTPS listener: HTTP/1.1 (QIWI's) and `acme-tls/1`.
+    /// The rustls configuration for the HTTPS listener ([`super::tls::server_config`]): what it
+    /// serves (HTTP/1.1) and `acme-tls/1`.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, AcmeError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| AcmeError::Certificate(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(self.resolver.clone());
-        config.alpn_protocols = vec![
-            b"http/1.1".to_vec(),
-            b"http/1.0".to_vec(),
-            ACME_TLS_ALPN.to_vec(),
-        ];
-        Ok(Arc::new(config))
+        super::tls::server_config(self.resolver.clone(), &[ACME_TLS_ALPN])
+            .map_err(|e| AcmeError::Certificate(e.to_string()))
     }
 
     /// When the served certificate is due for renewal; `None`: now (none is served yet).

@@ -281,7 +281,9 @@ pub fn healthcheck_url(cfg: &Config) -> String {
 }
 
 /// Calls `/healthz`; `Ok` when it answers 200 within `timeout`. The certificate is not
-/// verified: this only ever calls the gateway itself, by address, not by its name.
+/// verified: this only ever calls the gateway itself, by address, not by its name. Over HTTPS
+/// it offers `h2, http/1.1` in ALPN, as browsers and curl do, and speaks what the listener
+/// picks: a listener that accepts a protocol it cannot serve fails here too.
 pub async fn healthcheck(cfg: &Config, timeout: Duration) -> anyhow::Result<()> {
     let url = healthcheck_url(cfg);
     let client = reqwest::Client::builder()

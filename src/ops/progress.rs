@@ -12,9 +12,49 @@ pub const LINE_EVERY: Duration = Duration::from_secs(2);
 /// A task's progress: `total` units of work, `done` so far. Cheap to update often.
 pub struct Progress {
     label: String,
-    unit: &'static str,
+    unit: Unit,
     total: u64,
     form: Form,
+}
+
+/// What the amounts count.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Things, named (`payments`, `migrations`): amounts shown as whole numbers.
+    Count(&'static str),
+    /// Bytes: amounts shown as sizes ([`size`]).
+    Bytes,
+}
+
+impl Unit {
+    fn amount(self, n: u64) -> String {
+        match self {
+            Unit::Count(_) => n.to_string(),
+            Unit::Bytes => size(n),
+        }
+    }
+
+    /// Appended to a bare amount (`10/30 payments`); sizes carry their own unit.
+    fn suffix(self) -> String {
+        match self {
+            Unit::Count(name) => format!(" {name}"),
+            Unit::Bytes => String::new(),
+        }
+    }
+}
+
+/// A size for people: `512 bytes` below 1 KiB, else KiB, MiB or GiB (1024-based) with one
+/// decimal (`144.0 KiB`, `1.5 MiB`). Display only.
+pub fn size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    let (div, unit) = match bytes {
+        0..KIB => return format!("{bytes} bytes"),
+        KIB..0x10_0000 => (KIB, "KiB"),
+        0x10_0000..0x4000_0000 => (0x10_0000, "MiB"),
+        _ => (0x4000_0000, "GiB"),
+    };
+    // Display only: a size rounded to a tenth, not an amount of money.
+    format!("{:.1} {unit}", bytes as f64 / div as f64)
 }
 
 enum Form {
@@ -34,13 +74,28 @@ impl Progress {
     /// Starts reporting `total` units (`unit`, e.g. "payments") of `label`'s work on stderr:
     /// a bar when stderr is a terminal, else a line every [`LINE_EVERY`].
     pub fn start(label: &str, total: u64, unit: &'static str) -> Progress {
+        Progress::start_as(label, total, Unit::Count(unit))
+    }
+
+    /// [`Progress::start`] for a task measured in bytes (`total` of them): amounts are shown
+    /// as sizes (`512 bytes`, `144.0 KiB`, `1.5 MiB`), so small files do not read as 0.
+    pub fn bytes(label: &str, total: u64) -> Progress {
+        Progress::start_as(label, total, Unit::Bytes)
+    }
+
+    fn start_as(label: &str, total: u64, unit: Unit) -> Progress {
         if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(total);
-            let style = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let template = match unit {
+                Unit::Count(_) => "{msg} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta}",
+                Unit::Bytes => {
+                    "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
+                     {binary_bytes_per_sec} ETA {eta}"
+                }
+            };
+            let style = indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
             bar.set_style(style);
             bar.set_message(label.to_owned());
             Progress {
@@ -50,7 +105,7 @@ impl Progress {
                 form: Form::Bar(bar),
             }
         } else {
-            Progress::lines(label, total, unit, Box::new(std::io::stderr()), LINE_EVERY)
+            Progress::lines_as(label, total, unit, Box::new(std::io::stderr()), LINE_EVERY)
         }
     }
 
@@ -59,6 +114,26 @@ impl Progress {
         label: &str,
         total: u64,
         unit: &'static str,
+        out: Box<dyn Write + Send>,
+        every: Duration,
+    ) -> Progress {
+        Progress::lines_as(label, total, Unit::Count(unit), out, every)
+    }
+
+    /// [`Progress::lines`] for a task measured in bytes ([`Progress::bytes`]).
+    pub fn lines_bytes(
+        label: &str,
+        total: u64,
+        out: Box<dyn Write + Send>,
+        every: Duration,
+    ) -> Progress {
+        Progress::lines_as(label, total, Unit::Bytes, out, every)
+    }
+
+    fn lines_as(
+        label: &str,
+        total: u64,
+        unit: Unit,
         out: Box<dyn Write + Send>,
         every: Duration,
     ) -> Progress {
@@ -88,7 +163,7 @@ impl Progress {
                 let now = Instant::now();
                 if now.duration_since(l.last) >= l.every {
                     l.last = now;
-                    let text = line(&self.label, done, self.total, self.unit, now - l.start);
+                    let text = line_as(&self.label, done, self.total, self.unit, now - l.start);
                     let _ = writeln!(l.out, "{text}");
                 }
             }
@@ -106,10 +181,31 @@ impl Progress {
         }
     }
 
-    /// Ends the report with the total time; the work is complete.
+    /// Ends the report with the total time; the work is complete, as much of it as was last
+    /// recorded.
     pub fn finish(self) {
+        let done = match &self.form {
+            Form::Bar(bar) => bar.position(),
+            Form::Lines(lines) => lines.lock().map(|l| l.done).unwrap_or(0),
+        };
+        self.finish_at(done);
+    }
+
+    /// Ends the report with `done`, the amount the task really did (the total may have been an
+    /// estimate, and the last update may be older than the end), and the total time. Bytes
+    /// are said exactly and as a size: `backup: done, 147456 bytes (144.0 KiB) in 0.2 s`.
+    pub fn finish_at(self, done: u64) {
+        let amount = match self.unit {
+            Unit::Bytes if done >= 1024 => format!("{done} bytes ({})", size(done)),
+            Unit::Bytes => size(done),
+            Unit::Count(name) => format!("{done} {name}"),
+        };
         match self.form {
-            Form::Bar(bar) => bar.finish_with_message(format!("{} done", self.label)),
+            Form::Bar(bar) => {
+                bar.set_length(bar.length().unwrap_or(0).max(done));
+                bar.set_position(done);
+                bar.finish_with_message(format!("{} done, {amount}", self.label));
+            }
             Form::Lines(lines) => {
                 let Ok(mut l) = lines.into_inner() else {
                     return;
@@ -117,10 +213,8 @@ impl Progress {
                 let took = l.start.elapsed();
                 let _ = writeln!(
                     l.out,
-                    "{}: done, {} {} in {:.1} s",
+                    "{}: done, {amount} in {:.1} s",
                     self.label,
-                    l.done,
-                    self.unit,
                     took.as_secs_f64()
                 );
             }
@@ -130,17 +224,28 @@ impl Progress {
 
 /// One plain progress line: `backup: 1200/5000 pages (24%), 600 pages/s, ETA 6 s`. The rate
 /// is the mean since the start; the ETA assumes it holds.
-pub fn line(label: &str, done: u64, total: u64, unit: &str, elapsed: Duration) -> String {
-    let pct = (done * 100).checked_div(total).unwrap_or(100);
+pub fn line(label: &str, done: u64, total: u64, unit: &'static str, elapsed: Duration) -> String {
+    line_as(label, done, total, Unit::Count(unit), elapsed)
+}
+
+/// [`line`] in any unit: sizes for bytes (`backup: 50.0 MiB/200.0 MiB (25%), 25.0 MiB/s, ETA
+/// 6 s`).
+fn line_as(label: &str, done: u64, total: u64, unit: Unit, elapsed: Duration) -> String {
+    let pct = (done.saturating_mul(100)).checked_div(total).unwrap_or(100);
     let secs = elapsed.as_secs_f64();
+    let (d, t, suffix) = (unit.amount(done), unit.amount(total), unit.suffix());
     if done == 0 || secs <= 0.0 {
-        return format!("{label}: {done}/{total} {unit} ({pct}%)");
+        return format!("{label}: {d}/{t}{suffix} ({pct}%)");
     }
     // Display only: the rate and the ETA are estimates, not amounts of anything.
     let rate = done as f64 / secs;
-    let eta = (total - done) as f64 / rate;
+    let eta = total.saturating_sub(done) as f64 / rate;
+    let rate = match unit {
+        Unit::Count(name) => format!("{rate:.0} {name}/s"),
+        Unit::Bytes => format!("{}/s", size(rate as u64)),
+    };
     format!(
-        "{label}: {done}/{total} {unit} ({pct}%), {rate:.0} {unit}/s, ETA {}",
+        "{label}: {d}/{t}{suffix} ({pct}%), {rate}, ETA {}",
         human(eta)
     )
 }
@@ -177,6 +282,46 @@ mod tests {
             line("x", 0, 0, "rows", Duration::ZERO),
             "x: 0/0 rows (100%)"
         );
+    }
+
+    #[test]
+    fn sizes_are_bytes_below_a_kib_and_binary_units_with_a_decimal_above() {
+        assert_eq!(size(0), "0 bytes");
+        assert_eq!(size(1023), "1023 bytes");
+        assert_eq!(size(1024), "1.0 KiB");
+        assert_eq!(size(147_456), "144.0 KiB");
+        assert_eq!(size(1_572_864), "1.5 MiB");
+        assert_eq!(size(3 << 30), "3.0 GiB");
+        assert_eq!(
+            line_as(
+                "backup",
+                52_428_800,
+                209_715_200,
+                Unit::Bytes,
+                Duration::from_secs(2)
+            ),
+            "backup: 50.0 MiB/200.0 MiB (25%), 25.0 MiB/s, ETA 6 s"
+        );
+    }
+
+    #[test]
+    fn the_closing_line_says_what_was_really_done() {
+        // the last update saw nothing yet, and the copy ended above the estimate
+        let out = Shared::default();
+        let p = Progress::lines_bytes("backup", 100_000, Box::new(out.clone()), Duration::ZERO);
+        p.set(0);
+        p.finish_at(147_456);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let last = text.lines().last().unwrap();
+        assert!(
+            last.starts_with("backup: done, 147456 bytes (144.0 KiB) in "),
+            "{text}"
+        );
+        let out = Shared::default();
+        let p = Progress::lines_bytes("backup", 600, Box::new(out.clone()), Duration::ZERO);
+        p.finish_at(512);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(text.starts_with("backup: done, 512 bytes in "), "{text}");
     }
 
     /// A `Write` the test can read back.

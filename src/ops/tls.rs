@@ -1,11 +1,48 @@
-//! Built-in HTTPS: the certificate and key from PEM files, reloaded on SIGHUP or when the
-//! files change, without closing the listener (connections already open keep their session).
+//! Built-in HTTPS: the rustls configuration every HTTPS listener uses ([`server_config`]), and
+//! the certificate and key from PEM files, reloaded on SIGHUP or when the files change,
+//! without closing the listener (connections already open keep their session).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum_server::tls_rustls::RustlsConfig;
+use rustls::ServerConfig;
+use rustls::server::ResolvesServerCert;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
+
+/// The application protocols an HTTPS listener offers in ALPN (RFC 7301), in order of
+/// preference: exactly what it serves. The server runs hyper with `http1_only` (QIWI speaks
+/// HTTP/1.1, and HTTP/2 streams would escape the header timeout), so `h2` is never offered: a
+/// client told `h2` (browsers, curl) would speak HTTP/2 to an HTTP/1.1 server and fail.
+pub const HTTP_ALPN: [&[u8]; 2] = [b"http/1.1", b"http/1.0"];
+
+/// The rustls configuration of every HTTPS listener the gateway runs (certificate files, their
+/// reloads, ACME): aws-lc-rs, rustls's safe default protocol versions, no client certificates,
+/// the certificate `certs` picks per handshake, and ALPN offering [`HTTP_ALPN`] then
+/// `extra_alpn` (ACME's `acme-tls/1`).
+///
+/// Errors: the provider does not support the default protocol versions (cannot happen with
+/// aws-lc-rs, reported rather than assumed).
+pub fn server_config(
+    certs: Arc<dyn ResolvesServerCert>,
+    extra_alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = HTTP_ALPN
+        .iter()
+        .chain(extra_alpn)
+        .map(|p| p.to_vec())
+        .collect();
+    Ok(Arc::new(config))
+}
 
 /// PEM files of the built-in HTTPS listener (`tls_cert_file`, `tls_key_file`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +53,10 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Loads the certificate chain and key.
+/// Loads the certificate chain and key into the listener's configuration ([`server_config`]).
+///
+/// Errors: a file is missing or unreadable (naming its key and environment variable), holds no
+/// PEM certificate or key, or the key does not belong to the certificate.
 pub async fn load(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
     // Which file is missing, said before rustls says "No such file" about one of the two.
     for (path, key, env) in [
@@ -27,8 +67,14 @@ pub async fn load(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
             anyhow::bail!(problem);
         }
     }
-    RustlsConfig::from_pem_file(&files.cert, &files.key)
-        .await
+    Ok(RustlsConfig::from_config(read(files).await?))
+}
+
+/// Reads and checks the pair (off the runtime's threads) into a [`server_config`].
+async fn read(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
+    let owned = files.clone();
+    tokio::task::spawn_blocking(move || read_blocking(&owned))
+        .await?
         .map_err(|e| {
             anyhow::anyhow!(
                 "cannot load the TLS certificate {} and key {}: {e}",
@@ -36,6 +82,21 @@ pub async fn load(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
                 files.key.display()
             )
         })
+}
+
+fn read_blocking(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("unreadable certificate chain: {e}"))?;
+    if chain.is_empty() {
+        return Err("no PEM certificate in the certificate file".into());
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| format!("unreadable private key: {e}"))?;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let certified = CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| format!("the key does not fit the certificate: {e}"))?;
+    server_config(Arc::new(SingleCertAndKey::from(certified)), &[]).map_err(|e| e.to_string())
 }
 
 /// What tells a file changed: its modification time and size.
@@ -97,8 +158,9 @@ pub fn watch(
                     "the files changed"
                 }
             };
-            match config.reload_from_pem_file(&files.cert, &files.key).await {
-                Ok(()) => {
+            match read(&files).await {
+                Ok(new) => {
+                    config.reload_from_config(new);
                     tracing::info!(reason, "reloaded the TLS certificate");
                     super::certs::note_file(&status, &files.cert);
                 }

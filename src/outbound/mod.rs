@@ -14,7 +14,8 @@ use std::time::Duration;
 /// The client for every call to the merchant's backend (account check, webhook): the whole
 /// call, connection included, bounded by `timeout`; redirects never followed (a 3xx is an
 /// answer, not a new address to send payment data to); no automatic retries (our own schedule
-/// decides); our User-Agent; the CA certificates of [`trust::Roots::system`]. Building does
+/// decides); our User-Agent; HTTP/1.1 only (never HTTP/2, even when a backend offers
+/// it: reqwest's `http2` feature is there for `healthcheck`); the CA certificates of [`trust::Roots::system`]. Building does
 /// not depend on the trust store: with no CA certificate at all it still succeeds, and each
 /// `https` call then fails its handshake (a `tls` failure, retried like any other).
 ///
@@ -25,6 +26,7 @@ pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .retry(reqwest::retry::never())
+        .http1_only()
         .user_agent(crate::USER_AGENT)
         .build()
 }

@@ -1735,3 +1735,70 @@ async fn the_transaction_page_shows_each_attempts_request_as_the_receiver_got_it
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
+
+/// Sends the test payment form as a browser would; returns the run page's path.
+async fn send_test_payment(app: &TestApp, admin: &Admin) -> String {
+    let resp = app
+        .client
+        .post(format!("{}/admin/test-payment", app.base))
+        .header(COOKIE, format!("qg_session={}", admin.cookie))
+        .form_body(&[
+            ("csrf", admin.csrf.as_str()),
+            ("account", "test-1"),
+            ("sum", "1.00"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    resp.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_test_payment_the_allow_list_would_refuse_names_the_setting_that_lets_it_through() {
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.qiwi.allowed_ips = vec!["79.142.16.0/20".parse().unwrap()];
+    })
+    .await;
+    let admin = login(&app).await;
+    // the form warns before anything is sent, naming the exact value to set
+    let (status, form) = admin.get(&app, "/admin/test-payment").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains(r#"id="allowlist-warning""#), "{form}");
+    let setting = Regex::new(r"QIWI_ALLOWED_IPS=([0-9a-f.:/,]+)")
+        .unwrap()
+        .captures(&form)
+        .unwrap_or_else(|| panic!("no QIWI_ALLOWED_IPS=… in {form}"))[1]
+        .to_owned();
+    assert_eq!(setting, "79.142.16.0/20,127.0.0.1/32");
+    // sent anyway: each QIWI step is a 403, and the run page says why and what to set
+    let run = send_test_payment(&app, &admin).await;
+    let (status, page) = admin.get(&app, &run).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches(">HTTP 403</span>").count(), 2, "{page}");
+    assert_eq!(
+        page.matches("QIWI_ALLOWED_IPS=79.142.16.0/20,127.0.0.1/32")
+            .count(),
+        2,
+        "{page}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 0);
+
+    // the value the page named lets the test through, and the warning goes
+    let app = spawn_app_with(|c| {
+        with_password(c);
+        c.qiwi.allowed_ips = setting.split(',').map(|n| n.parse().unwrap()).collect();
+    })
+    .await;
+    let admin = login(&app).await;
+    let (_, form) = admin.get(&app, "/admin/test-payment").await;
+    assert!(!form.contains("allowlist-warning"), "{form}");
+    let run = send_test_payment(&app, &admin).await;
+    let (_, page) = admin.get(&app, &run).await;
+    assert!(!page.contains("HTTP 403"), "{page}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE test = 1"),
+        1
+    );
+}

@@ -602,3 +602,39 @@ async fn a_head_over_32_kib_is_answered_431_and_stores_nothing() {
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 0);
 }
+
+/// A `GET` head of exactly `size` bytes: `target` padded with a long query parameter.
+fn head_of(size: usize, target: &str) -> String {
+    let prefix = format!("GET {target}&pad=");
+    let suffix = " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let head = format!(
+        "{prefix}{}{suffix}",
+        "a".repeat(size - prefix.len() - suffix.len())
+    );
+    assert_eq!(head.len(), size);
+    head
+}
+
+#[tokio::test]
+async fn heads_up_to_32_kib_are_served_and_larger_ones_431_even_in_one_read() {
+    let app = spawn_app().await;
+    // Sent in one write, these reach hyper in one read: hyper parses and would serve them
+    // up to its buffer's capacity (49,000 bytes were served before this cap was enforced).
+    let cap = qiwi_gateway::http::limits::MAX_HEAD;
+    let answer = send_head(app.addr, &head_of(cap, "/healthz?")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for size in [cap + 1, 40_044, 49_000] {
+        let answer = send_head(app.addr, &head_of(size, "/healthz?")).await;
+        assert!(answer.starts_with("HTTP/1.1 431"), "{size}: {answer}");
+    }
+    // the newcomer's 40,044-byte pay: 431, and nothing stored
+    let pay = "/payment?command=pay&txn_id=1&account=a&sum=1&txn_date=20240101120000";
+    let answer = send_head(app.addr, &head_of(40_044, pay)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 0);
+    // within the cap the same pay is served and stored
+    let answer = send_head(app.addr, &head_of(cap, pay)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}

@@ -481,6 +481,102 @@ async fn built_in_tls_serves_https_and_reloads_a_changed_certificate() {
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_http_log"), 2);
 }
 
+/// Over a TLS connection to 127.0.0.1:`port` that trusts only `cert_pem` and offers `offer`
+/// in ALPN, as a browser does (`h2, http/1.1`): sends `GET /healthz` as HTTP/1.1, and returns
+/// the protocol the server picked and the answer's status line.
+async fn alpn_get_healthz(port: u16, cert_pem: &str, offer: &[&[u8]]) -> (Option<String>, String) {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = offer.iter().map(|p| p.to_vec()).collect();
+    tokio::task::spawn_blocking(move || {
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        // the server closes after its answer (Connection: close); rustls reports an unclean
+        // close as an error, which is no concern here
+        let _ = tls.read_to_end(&mut answer);
+        let alpn = tls
+            .conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let answer = String::from_utf8_lossy(&answer);
+        (alpn, answer.lines().next().unwrap_or_default().to_owned())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn https_from_files_offers_only_http_1_1_before_and_after_a_reload() {
+    const BROWSER: &[&[u8]] = &[b"h2", b"http/1.1"];
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert_a, key_a) = self_signed();
+    std::fs::write(&cert_path, &cert_a).unwrap();
+    std::fs::write(&key_path, &key_a).unwrap();
+    let app = spawn_app_with(|c| {
+        c.server.tls = Some(qiwi_gateway::config::TlsFiles {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+        });
+        c.ops.timings.tls_watch = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let port = app.addr.port();
+    let url = format!("https://localhost:{port}/healthz");
+    assert_eq!(
+        alpn_get_healthz(port, &cert_a, BROWSER).await,
+        (Some("http/1.1".into()), "HTTP/1.1 200 OK".into())
+    );
+    // reqwest with its http2 feature offers `h2, http/1.1` too, and gets HTTP/1.1
+    let resp = client_trusting(&cert_a).get(&url).send().await.unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), resp.version()),
+        (200, reqwest::Version::HTTP_11)
+    );
+
+    // a renewed certificate is served with the same protocols
+    let (cert_b, key_b) = self_signed();
+    std::fs::write(&key_path, &key_b).unwrap();
+    std::fs::write(&cert_path, &cert_b).unwrap();
+    let b = client_trusting(&cert_b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let resp = loop {
+        if let Ok(r) = b.get(&url).send().await {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (resp.status().as_u16(), resp.version()),
+        (200, reqwest::Version::HTTP_11)
+    );
+    assert_eq!(
+        alpn_get_healthz(port, &cert_b, BROWSER).await,
+        (Some("http/1.1".into()), "HTTP/1.1 200 OK".into())
+    );
+}
+
 #[tokio::test]
 async fn a_broken_renewal_keeps_the_previous_certificate() {
     const REFUSED: &str = "does not load; still serving the previous one";
