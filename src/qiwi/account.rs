@@ -37,6 +37,11 @@ impl Account {
         Ok(Account(s.to_owned()))
     }
 
+    /// An account the caller has already matched to the configured pattern.
+    pub(super) fn matched(s: String) -> Account {
+        Account(s)
+    }
+
     /// The account as received.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -169,9 +169,18 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Validates the parameters into a [`Request`], or the rejection to answer. Order matters:
-    /// structural faults (300) come before business ones (4, 241, 242).
+    /// Validates the parameters into a [`Request`], or the rejection to answer: [`Params::read`]
+    /// then [`Draft::judge`]. Order matters: structural faults (300) come before business ones
+    /// (4, 241, 242).
     pub fn parse(&self, rules: &Rules<'_>) -> Result<Request, Rejection> {
+        self.read()?.judge(rules)
+    }
+
+    /// Reads the parameters into a [`Draft`], refusing only structural faults (the protocol's
+    /// 300: missing, repeated or malformed parameters, an unknown command, a body that is not
+    /// a form, invalid UTF-8 in a protocol parameter). The business rules are
+    /// [`Draft::breach`]'s: a `pay` is judged by them only when its `txn_id` is new.
+    pub fn read(&self) -> Result<Draft, Rejection> {
         if self.unsupported_body {
             return Err(Rejection::Malformed("unsupported content type"));
         }
@@ -190,8 +199,6 @@ impl Params {
         if account.is_empty() {
             return Err(Rejection::Malformed("account is missing"));
         }
-        // Judged after the account: a sum too large to store is 242 like any sum above the
-        // maximum.
         let sum = match (command, self.one("sum")?) {
             (Command::Pay, None | Some("")) => {
                 return Err(Rejection::Malformed("sum is missing"));
@@ -199,6 +206,7 @@ impl Params {
             (_, None | Some("")) => Ok(None),
             (_, Some(s)) => match Amount::parse(s) {
                 Ok(a) => Ok(Some(a)),
+                // Well-formed: a business refusal (242) like any sum above the maximum.
                 Err(AmountError::TooLarge) => Err(Rejection::SumTooLarge),
                 Err(AmountError::Malformed) => {
                     return Err(Rejection::Malformed("sum is malformed"));
@@ -212,37 +220,88 @@ impl Params {
             (Command::Pay, Some(d)) => Some(TxnDate::parse(d)?),
             _ => None,
         };
-        let account = Account::parse(account, rules.account_pattern)?;
-        let sum = match sum? {
-            // check and getInfo: a zero sum is "not known yet" (issue 11 point 4).
-            Some(s) if command != Command::Pay && s.minor() == 0 => None,
-            Some(s) if s < rules.min_sum => return Err(Rejection::SumTooSmall),
-            Some(s) if rules.max_sum.is_some_and(|max| s > max) => {
-                return Err(Rejection::SumTooLarge);
-            }
-            other => other,
-        };
         let extra = self
             .pairs
             .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "command" | "txn_id" | "account" | "sum" | "txn_date"
-                )
-            })
+            .filter(|(k, _)| !is_protocol(k))
             .take(MAX_EXTRAS)
             .map(|(k, v)| (bounded(k), bounded(v)))
             .collect();
-        Ok(Request {
+        Ok(Draft {
             command,
             txn_id,
-            account,
+            account: account.to_owned(),
             sum,
             txn_date,
             extra,
         })
     }
+}
+
+/// A request with no structural fault (every 300 is behind it), not yet judged against the
+/// business rules (`account_pattern`, `min_sum`, `max_sum`). A `pay` whose `txn_id` is
+/// already stored is answered from the stored row whatever these rules say now (QIWI repeats
+/// an unanswered pay for up to 24 h, and a repeat "changes nothing": README, pay); they only
+/// refuse new payments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// `check`, `pay` or `getInfo`.
+    pub command: Command,
+    /// QIWI's transaction id; `None` only on `getInfo`, which needs none.
+    pub txn_id: Option<TxnId>,
+    /// The customer's account as received (not empty), not yet matched to `account_pattern`.
+    pub account: String,
+    /// The sum: `Ok(None)` when absent (`check` and `getInfo` only), `Err(SumTooLarge)` when
+    /// well-formed but beyond what can be stored exactly.
+    pub sum: Result<Option<Amount>, Rejection>,
+    /// QIWI's date of the payment (`pay` only).
+    pub txn_date: Option<TxnDate>,
+    /// Every other parameter (`ccy`, `prv_id`, ...), bounded.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Draft {
+    /// The business rule the request breaks, if any, in the protocol's order: the account
+    /// does not match `account_pattern` (4), the sum is beyond what can be stored (242), below
+    /// `min_sum` (241) or above `max_sum` (242). On `check` and `getInfo` a zero sum is "not
+    /// known yet" (terminals check before cash is in): no limit applies (issue 11 point 4).
+    pub fn breach(&self, rules: &Rules<'_>) -> Option<Rejection> {
+        if !rules.account_pattern.is_match(&self.account) {
+            return Some(Rejection::BadAccount);
+        }
+        match self.sum {
+            Err(r) => Some(r),
+            Ok(Some(s)) if self.command != Command::Pay && s.minor() == 0 => None,
+            Ok(Some(s)) if s < rules.min_sum => Some(Rejection::SumTooSmall),
+            Ok(Some(s)) if rules.max_sum.is_some_and(|max| s > max) => Some(Rejection::SumTooLarge),
+            Ok(_) => None,
+        }
+    }
+
+    /// The valid [`Request`], or the business rule it breaks ([`Draft::breach`]).
+    pub fn judge(self, rules: &Rules<'_>) -> Result<Request, Rejection> {
+        if let Some(r) = self.breach(rules) {
+            return Err(r);
+        }
+        let sum = match self.sum {
+            Ok(Some(s)) if self.command != Command::Pay && s.minor() == 0 => None,
+            other => other?,
+        };
+        Ok(Request {
+            command: self.command,
+            txn_id: self.txn_id,
+            // breach() matched it to the pattern.
+            account: Account::matched(self.account),
+            sum,
+            txn_date: self.txn_date,
+            extra: self.extra,
+        })
+    }
+}
+
+/// Whether `name` is one of the protocol's own parameters (the rest are extras).
+fn is_protocol(name: &str) -> bool {
+    matches!(name, "command" | "txn_id" | "account" | "sum" | "txn_date")
 }
 
 fn bounded(s: &str) -> String {
@@ -437,6 +496,44 @@ mod tests {
         assert_eq!(code(&long), 4);
         let ok = format!("command=check&txn_id=1&account={}&sum=1", "a".repeat(200));
         assert_eq!(code(&ok), 0);
+    }
+
+    #[test]
+    fn a_pay_that_breaks_a_rule_is_read_and_its_breach_named() {
+        let re = anchored_pattern("[0-9]+").unwrap();
+        let rules = Rules {
+            account_pattern: &re,
+            min_sum: Amount::from_minor(20_000),
+            max_sum: Some(Amount::from_minor(5_000)),
+        };
+        let read = |q: &str| {
+            let mut p = Params::default();
+            parse_params(q.as_bytes(), &mut p);
+            p.read()
+        };
+        let pay = "command=pay&txn_id=777&txn_date=20240101120000";
+        // structural faults stay the reader's
+        assert_eq!(
+            read(&format!("{pay}&account=ACC-1&sum=1,00")),
+            Err(Rejection::Malformed("sum is malformed"))
+        );
+        let d = read(&format!("{pay}&account=ACC-1&sum=100.00")).unwrap();
+        assert_eq!(d.account, "ACC-1");
+        assert_eq!(d.sum, Ok(Some(Amount::from_minor(10_000))));
+        assert_eq!(d.breach(&rules), Some(Rejection::BadAccount));
+        let d = read(&format!("{pay}&account=1&sum=100.00")).unwrap();
+        assert_eq!(d.breach(&rules), Some(Rejection::SumTooSmall));
+        let d = read(&format!("{pay}&account=1&sum=100000000000000000000")).unwrap();
+        assert_eq!(d.sum, Err(Rejection::SumTooLarge));
+        assert_eq!(d.clone().judge(&rules), Err(Rejection::SumTooLarge));
+        let loose = Rules {
+            max_sum: None,
+            min_sum: Amount::from_minor(1),
+            ..rules
+        };
+        let d = read(&format!("{pay}&account=1&sum=100.00")).unwrap();
+        assert_eq!(d.breach(&loose), None);
+        assert_eq!(d.judge(&loose).unwrap().account.as_str(), "1");
     }
 
     #[test]
