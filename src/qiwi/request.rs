@@ -104,33 +104,57 @@ pub struct Request {
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     pairs: Vec<(String, String)>,
-    /// Set when some parameter was not valid UTF-8 after percent-decoding.
+    /// Set when a protocol parameter (`command`, `txn_id`, `account`, `sum`, `txn_date`) was
+    /// not valid UTF-8 after percent-decoding.
     invalid_utf8: bool,
     /// Set when a body came with a content type other than a form.
     unsupported_body: bool,
 }
 
 /// Decodes `application/x-www-form-urlencoded` text (a query string or a form body).
-/// Unlike a lossy decoder it remembers invalid UTF-8, so the request can be refused.
+///
+/// The protocol's own parameters (`command`, `txn_id`, `account`, `sum`, `txn_date`) must be
+/// UTF-8: unlike a lossy decoder this remembers invalid UTF-8 in them, so the request is
+/// refused (300). Every other (extra) parameter is never refused
+/// (`shared/spec/qiwi-protocol.md`, Parameters): a name or value that is not valid UTF-8 is
+/// read as windows-1251, the Cyrillic code page of older terminals and forms, in which every
+/// byte is a character, so nothing is lost (`%C8` is `И`).
 pub fn parse_params(raw: &[u8], into: &mut Params) {
     for piece in raw.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         let (k, v) = match piece.iter().position(|&b| b == b'=') {
             Some(i) => (&piece[..i], &piece[i + 1..]),
             None => (piece, &[][..]),
         };
-        match (decode(k), decode(v)) {
-            (Some(k), Some(v)) => into.pairs.push((k, v)),
-            _ => into.invalid_utf8 = true,
-        }
+        // A name that is not UTF-8 is no protocol parameter's: an extra.
+        let k = decode(k).unwrap_or_else(|bytes| windows_1251(&bytes));
+        let v = match decode(v) {
+            Ok(v) => v,
+            Err(_) if is_protocol(&k) => {
+                into.invalid_utf8 = true;
+                continue;
+            }
+            Err(bytes) => windows_1251(&bytes),
+        };
+        into.pairs.push((k, v));
     }
 }
 
-fn decode(raw: &[u8]) -> Option<String> {
+/// Percent-decodes `raw` (`+` is a space) into UTF-8 text, or gives back the decoded bytes.
+fn decode(raw: &[u8]) -> Result<String, Vec<u8>> {
     let plus: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
         .collect();
-    String::from_utf8(percent_decode(&plus).collect()).ok()
+    String::from_utf8(percent_decode(&plus).collect()).map_err(|e| e.into_bytes())
+}
+
+/// `bytes` read as windows-1251 (WHATWG's table, as `encoding_rs` has it: every byte maps to
+/// a character, so the decoding never fails and can be undone).
+fn windows_1251(bytes: &[u8]) -> String {
+    encoding_rs::WINDOWS_1251
+        .decode_without_bom_handling(bytes)
+        .0
+        .into_owned()
 }
 
 impl Params {
@@ -185,7 +209,9 @@ impl Params {
             return Err(Rejection::Malformed("unsupported content type"));
         }
         if self.invalid_utf8 {
-            return Err(Rejection::Malformed("parameters are not valid UTF-8"));
+            return Err(Rejection::Malformed(
+                "command, txn_id, account, sum or txn_date is not valid UTF-8",
+            ));
         }
         let command = match self.one("command")? {
             None | Some("") => return Err(Rejection::Malformed("command is missing")),
@@ -606,6 +632,33 @@ mod tests {
         let mut p = Params::default();
         parse_params(raw, &mut p);
         p.parse(&rules)
+    }
+
+    #[test]
+    fn extras_that_are_not_utf8_are_read_as_windows_1251_and_never_refused() {
+        let r = parse("command=check&txn_id=1&account=a&sum=10&ccy=%C8&%E8%EC%FF=%E2%E0%F1%FF")
+            .unwrap();
+        assert_eq!(r.extra.get("ccy").map(String::as_str), Some("И"));
+        assert_eq!(r.extra.get("имя").map(String::as_str), Some("вася"));
+        // every byte is a character there: nothing is lost
+        let all: Vec<u8> = (0x80..=0xFF).collect();
+        let (text, had_errors) = encoding_rs::WINDOWS_1251.decode_without_bom_handling(&all);
+        assert!(!had_errors);
+        assert_eq!(text.chars().count(), 128);
+        assert_eq!(&*encoding_rs::WINDOWS_1251.encode(&text).0, &all[..]);
+        // the protocol's own parameters stay strict
+        let strict = Err(Rejection::Malformed(
+            "command, txn_id, account, sum or txn_date is not valid UTF-8",
+        ));
+        for q in [
+            "command=pay%C8&txn_id=1&account=a&sum=1&txn_date=20240101120000",
+            "command=pay&txn_id=1%C8&account=a&sum=1&txn_date=20240101120000",
+            "command=pay&txn_id=1&account=a%C8&sum=1&txn_date=20240101120000",
+            "command=pay&txn_id=1&account=a&sum=1%C8&txn_date=20240101120000",
+            "command=pay&txn_id=1&account=a&sum=1&txn_date=20240101120000%C8",
+        ] {
+            assert_eq!(parse(q), strict, "{q}");
+        }
     }
 
     #[test]

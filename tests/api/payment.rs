@@ -356,3 +356,49 @@ async fn an_unstorable_sum_is_242_when_new_and_300_on_a_stored_txn_id() {
     assert_eq!(app.pay("2", "a", huge).await.result(), 242);
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
 }
+
+/// Issue: invalid UTF-8 in an EXTRA parameter refused the whole pay (300). Extras are never
+/// refused: what is not UTF-8 is read as windows-1251; the protocol's own parameters stay
+/// strict.
+#[tokio::test]
+async fn extra_parameters_that_are_not_utf8_never_refuse_a_pay() {
+    let app = spawn_app().await;
+    let extra = |code: &str| -> String {
+        app.db()
+            .query_row(
+                "SELECT extra FROM qiwi_transaction WHERE code = ?1",
+                [code],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    // a query string
+    let a = app
+        .query("command=pay&txn_id=501&account=a&sum=10&txn_date=20240101120000&ccy=%C8")
+        .await;
+    assert_eq!(a.result(), 0, "{}", a.raw);
+    assert_eq!(extra("501"), r#"{"ccy":"И"}"#);
+    // a windows-1251 form body: raw bytes and percent-encoded ones, in a name and a value
+    let mut body = b"command=pay&txn_id=502&account=a&sum=10&txn_date=20240101120000&fio=".to_vec();
+    body.extend_from_slice(b"\xC8\xE2\xE0\xED\xEE\xE2&%E8%EC%FF=%C8%E2%E0%ED");
+    let resp = app
+        .client
+        .post(format!("{}/payment", app.base))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=windows-1251",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let a = XmlAnswer::from_response(resp).await;
+    assert_eq!(a.result(), 0, "{}", a.raw);
+    assert_eq!(extra("502"), r#"{"fio":"Иванов","имя":"Иван"}"#);
+    // the protocol's parameters keep their strict rule
+    let a = app
+        .query("command=pay&txn_id=503&account=a%C8&sum=10&txn_date=20240101120000")
+        .await;
+    assert_eq!(a.result(), 300);
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 2);
+}
