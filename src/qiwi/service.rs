@@ -120,7 +120,7 @@ impl Service<'_> {
         }
         let verdict = match self.checker {
             None => Verdict::Valid(Vec::new()),
-            Some(c) => c.check(req.account.as_str()).await,
+            Some(c) => c.check(req.account.as_str(), self.metrics).await,
         };
         match verdict {
             Verdict::Valid(fields) => Answer {
