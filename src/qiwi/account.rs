@@ -76,6 +76,19 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_quote_the_real_default_pattern() {
+        for (doc, text) in [
+            ("docs/protocol.md", include_str!("../../docs/protocol.md")),
+            ("README.md", include_str!("../../README.md")),
+        ] {
+            assert!(
+                text.contains(&format!("`{DEFAULT_ACCOUNT_PATTERN}`")),
+                "{doc} must quote the default account_pattern"
+            );
+        }
+    }
+
+    #[test]
     fn a_pattern_matches_the_whole_account() {
         let ten = "[0-9]{10}";
         assert_eq!(code("1234567890", ten), 0);
