@@ -24,6 +24,11 @@ fuzz_target!(|data: &[u8]| {
     let mut params = Params::default();
     parse_params(query, &mut params);
     parse_params(body, &mut params);
+    // parse is read then judge: a request that reads is refused exactly by its breach (the
+    // business rule a pay is held to only when its txn_id is new).
+    if let Ok(draft) = params.read() {
+        assert_eq!(params.parse(&rules).err(), draft.breach(&rules));
+    }
     match params.parse(&rules) {
         Ok(r) => {
             if let Some(t) = &r.txn_id {

@@ -31,6 +31,12 @@ struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    /// The HTTP status a peer answered (100-599: bounded), or `none` when it gave none.
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -43,6 +49,7 @@ pub struct Metrics {
     payments: Counter,
     payments_amount: Counter,
     webhook_attempts: Family<OutcomeLabels, Counter>,
+    check_backend: Family<StatusLabels, Counter>,
     db_write: Histogram,
     backlog: Gauge,
     backlog_oldest_age: Gauge<f64, AtomicU64>,
@@ -83,6 +90,13 @@ impl Metrics {
             "Webhook delivery attempts by outcome",
             webhook_attempts.clone(),
         );
+        let check_backend = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "qiwi_check_backend_answers",
+            "Calls to the check backend (QIWI_CHECK_URL) by the HTTP status it answered (none: \
+             timeout, refused or broken connection)",
+            check_backend.clone(),
+        );
         let db_write = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "qiwi_db_write_duration_seconds",
@@ -115,6 +129,7 @@ impl Metrics {
             payments,
             payments_amount,
             webhook_attempts,
+            check_backend,
             db_write,
             backlog,
             backlog_oldest_age,
@@ -144,6 +159,15 @@ impl Metrics {
     pub fn webhook_attempt(&self, outcome: &'static str) {
         self.webhook_attempts
             .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts one call to the check backend: `status` is the HTTP status it answered, `None`
+    /// when it gave none (timeout, refused or broken connection).
+    pub fn check_backend_answer(&self, status: Option<u16>) {
+        let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
+        self.check_backend
+            .get_or_create(&StatusLabels { status })
             .inc();
     }
 

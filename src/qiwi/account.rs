@@ -37,6 +37,11 @@ impl Account {
         Ok(Account(s.to_owned()))
     }
 
+    /// An account the caller has already matched to the configured pattern.
+    pub(super) fn matched(s: String) -> Account {
+        Account(s)
+    }
+
     /// The account as received.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -68,6 +73,19 @@ mod tests {
         let fuzz = include_str!("../../fuzz/src/qiwi.rs");
         let anchored = format!(r"\A(?:{DEFAULT_ACCOUNT_PATTERN})\z");
         assert!(fuzz.contains(&anchored), "update fuzz/src/qiwi.rs");
+    }
+
+    #[test]
+    fn the_docs_quote_the_real_default_pattern() {
+        for (doc, text) in [
+            ("docs/protocol.md", include_str!("../../docs/protocol.md")),
+            ("README.md", include_str!("../../README.md")),
+        ] {
+            assert!(
+                text.contains(&format!("`{DEFAULT_ACCOUNT_PATTERN}`")),
+                "{doc} must quote the default account_pattern"
+            );
+        }
     }
 
     #[test]

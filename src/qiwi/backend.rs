@@ -38,7 +38,8 @@ pub enum Verdict {
 /// Reads a check backend's answer: its status, `Content-Type` and body (at most
 /// [`MAX_BODY`] bytes; one byte more means it was cut). Pure apart from warning log lines
 /// about what it had to drop or cut. Rules (`shared/spec/qiwi-protocol.md`, check):
-/// - 408, 425, 429 and every 5xx: 1 (passing); any other status but 200: 5.
+/// - 408, 425, 429 and every 5xx: 1 (passing, logged); any other status but 200: 5, logged
+///   as a warning (404 and 410, the documented "not found", as info; 3xx by the caller).
 /// - 200 with a body that is no JSON object: valid, no fields (the original product) — unless
 ///   the content type says JSON and the body is not JSON at all: 1 (a broken backend).
 /// - 200 with a JSON object: `fields` (object, order kept, or array of `{"name","value"}`),
@@ -51,7 +52,23 @@ pub fn judge(status: u16, content_type: Option<&str>, body: &[u8]) -> Verdict {
             tracing::warn!(status, "check backend answered a temporary status");
             return Verdict::Unavailable;
         }
-        _ => return Verdict::NotFound,
+        // The documented "account not found": a line for the operator, no warning.
+        404 | 410 => {
+            tracing::info!(status, "check backend: account not found (answering 5)");
+            return Verdict::NotFound;
+        }
+        // Redirects are logged by the caller, which has their Location (`check::Checker`).
+        300..=399 => return Verdict::NotFound,
+        // Every other status (201, 204, 400, 401, 403, ...) is unexpected: only 200 is valid
+        // (docs/check-backend.md), and a backend answering these is most likely misconfigured.
+        _ => {
+            tracing::warn!(
+                status,
+                "check backend answered an unexpected status (only 200 means valid): \
+                 answering 5, account not found"
+            );
+            return Verdict::NotFound;
+        }
     }
     let json_type = content_type.is_some_and(is_json);
     let text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);

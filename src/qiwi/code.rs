@@ -111,3 +111,37 @@ impl Rejection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_protocol_doc_lists_every_code_the_gateway_answers() {
+        let doc = include_str!("../../docs/protocol.md");
+        let section = &doc[doc.find("## Result codes").expect("the section")..];
+        let table = &section[section.find("\n|").expect("the table")..];
+        let table = &table[..table.find("\n\n").expect("the table ends")];
+        assert!(table.lines().count() > 10, "{table}");
+        for code in [
+            ResultCode::Ok,
+            ResultCode::Temporary,
+            ResultCode::BadAccount,
+            ResultCode::AccountNotFound,
+            ResultCode::Forbidden,
+            ResultCode::AccountInactive,
+            ResultCode::SumTooSmall,
+            ResultCode::SumTooLarge,
+            ResultCode::CannotCheck,
+            ResultCode::Other,
+        ] {
+            let n = code.code();
+            let listed = table.lines().any(|l| {
+                l.strip_prefix("| ")
+                    .and_then(|l| l.split(" |").next())
+                    .is_some_and(|cell| cell.split(" / ").any(|c| c == n.to_string()))
+            });
+            assert!(listed, "docs/protocol.md, Result codes, has no row for {n}");
+        }
+    }
+}

@@ -18,6 +18,6 @@ pub use account::{Account, DEFAULT_ACCOUNT_PATTERN, anchored_pattern};
 pub use amount::{Amount, AmountError};
 pub use answer::{Answer, Field, ReadBack, read as read_answer};
 pub use code::{Rejection, ResultCode};
-pub use request::{Command, Params, Request, Rules, TxnDate, parse_params};
+pub use request::{Command, Draft, Params, Request, Rules, TxnDate, parse_params};
 pub use settings::Settings;
 pub use txn_id::TxnId;

@@ -104,33 +104,57 @@ pub struct Request {
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     pairs: Vec<(String, String)>,
-    /// Set when some parameter was not valid UTF-8 after percent-decoding.
+    /// Set when a protocol parameter (`command`, `txn_id`, `account`, `sum`, `txn_date`) was
+    /// not valid UTF-8 after percent-decoding.
     invalid_utf8: bool,
     /// Set when a body came with a content type other than a form.
     unsupported_body: bool,
 }
 
 /// Decodes `application/x-www-form-urlencoded` text (a query string or a form body).
-/// Unlike a lossy decoder it remembers invalid UTF-8, so the request can be refused.
+///
+/// The protocol's own parameters (`command`, `txn_id`, `account`, `sum`, `txn_date`) must be
+/// UTF-8: unlike a lossy decoder this remembers invalid UTF-8 in them, so the request is
+/// refused (300). Every other (extra) parameter is never refused
+/// (`shared/spec/qiwi-protocol.md`, Parameters): a name or value that is not valid UTF-8 is
+/// read as windows-1251, the Cyrillic code page of older terminals and forms, in which every
+/// byte is a character, so nothing is lost (`%C8` is `И`).
 pub fn parse_params(raw: &[u8], into: &mut Params) {
     for piece in raw.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         let (k, v) = match piece.iter().position(|&b| b == b'=') {
             Some(i) => (&piece[..i], &piece[i + 1..]),
             None => (piece, &[][..]),
         };
-        match (decode(k), decode(v)) {
-            (Some(k), Some(v)) => into.pairs.push((k, v)),
-            _ => into.invalid_utf8 = true,
-        }
+        // A name that is not UTF-8 is no protocol parameter's: an extra.
+        let k = decode(k).unwrap_or_else(|bytes| windows_1251(&bytes));
+        let v = match decode(v) {
+            Ok(v) => v,
+            Err(_) if is_protocol(&k) => {
+                into.invalid_utf8 = true;
+                continue;
+            }
+            Err(bytes) => windows_1251(&bytes),
+        };
+        into.pairs.push((k, v));
     }
 }
 
-fn decode(raw: &[u8]) -> Option<String> {
+/// Percent-decodes `raw` (`+` is a space) into UTF-8 text, or gives back the decoded bytes.
+fn decode(raw: &[u8]) -> Result<String, Vec<u8>> {
     let plus: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
         .collect();
-    String::from_utf8(percent_decode(&plus).collect()).ok()
+    String::from_utf8(percent_decode(&plus).collect()).map_err(|e| e.into_bytes())
+}
+
+/// `bytes` read as windows-1251 (WHATWG's table, as `encoding_rs` has it: every byte maps to
+/// a character, so the decoding never fails and can be undone).
+fn windows_1251(bytes: &[u8]) -> String {
+    encoding_rs::WINDOWS_1251
+        .decode_without_bom_handling(bytes)
+        .0
+        .into_owned()
 }
 
 impl Params {
@@ -169,14 +193,25 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Validates the parameters into a [`Request`], or the rejection to answer. Order matters:
-    /// structural faults (300) come before business ones (4, 241, 242).
+    /// Validates the parameters into a [`Request`], or the rejection to answer: [`Params::read`]
+    /// then [`Draft::judge`]. Order matters: structural faults (300) come before business ones
+    /// (4, 241, 242).
     pub fn parse(&self, rules: &Rules<'_>) -> Result<Request, Rejection> {
+        self.read()?.judge(rules)
+    }
+
+    /// Reads the parameters into a [`Draft`], refusing only structural faults (the protocol's
+    /// 300: missing, repeated or malformed parameters, an unknown command, a body that is not
+    /// a form, invalid UTF-8 in a protocol parameter). The business rules are
+    /// [`Draft::breach`]'s: a `pay` is judged by them only when its `txn_id` is new.
+    pub fn read(&self) -> Result<Draft, Rejection> {
         if self.unsupported_body {
             return Err(Rejection::Malformed("unsupported content type"));
         }
         if self.invalid_utf8 {
-            return Err(Rejection::Malformed("parameters are not valid UTF-8"));
+            return Err(Rejection::Malformed(
+                "command, txn_id, account, sum or txn_date is not valid UTF-8",
+            ));
         }
         let command = match self.one("command")? {
             None | Some("") => return Err(Rejection::Malformed("command is missing")),
@@ -190,8 +225,6 @@ impl Params {
         if account.is_empty() {
             return Err(Rejection::Malformed("account is missing"));
         }
-        // Judged after the account: a sum too large to store is 242 like any sum above the
-        // maximum.
         let sum = match (command, self.one("sum")?) {
             (Command::Pay, None | Some("")) => {
                 return Err(Rejection::Malformed("sum is missing"));
@@ -199,6 +232,7 @@ impl Params {
             (_, None | Some("")) => Ok(None),
             (_, Some(s)) => match Amount::parse(s) {
                 Ok(a) => Ok(Some(a)),
+                // Well-formed: a business refusal (242) like any sum above the maximum.
                 Err(AmountError::TooLarge) => Err(Rejection::SumTooLarge),
                 Err(AmountError::Malformed) => {
                     return Err(Rejection::Malformed("sum is malformed"));
@@ -212,37 +246,88 @@ impl Params {
             (Command::Pay, Some(d)) => Some(TxnDate::parse(d)?),
             _ => None,
         };
-        let account = Account::parse(account, rules.account_pattern)?;
-        let sum = match sum? {
-            // check and getInfo: a zero sum is "not known yet" (issue 11 point 4).
-            Some(s) if command != Command::Pay && s.minor() == 0 => None,
-            Some(s) if s < rules.min_sum => return Err(Rejection::SumTooSmall),
-            Some(s) if rules.max_sum.is_some_and(|max| s > max) => {
-                return Err(Rejection::SumTooLarge);
-            }
-            other => other,
-        };
         let extra = self
             .pairs
             .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "command" | "txn_id" | "account" | "sum" | "txn_date"
-                )
-            })
+            .filter(|(k, _)| !is_protocol(k))
             .take(MAX_EXTRAS)
             .map(|(k, v)| (bounded(k), bounded(v)))
             .collect();
-        Ok(Request {
+        Ok(Draft {
             command,
             txn_id,
-            account,
+            account: account.to_owned(),
             sum,
             txn_date,
             extra,
         })
     }
+}
+
+/// A request with no structural fault (every 300 is behind it), not yet judged against the
+/// business rules (`account_pattern`, `min_sum`, `max_sum`). A `pay` whose `txn_id` is
+/// already stored is answered from the stored row whatever these rules say now (QIWI repeats
+/// an unanswered pay for up to 24 h, and a repeat "changes nothing": README, pay); they only
+/// refuse new payments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// `check`, `pay` or `getInfo`.
+    pub command: Command,
+    /// QIWI's transaction id; `None` only on `getInfo`, which needs none.
+    pub txn_id: Option<TxnId>,
+    /// The customer's account as received (not empty), not yet matched to `account_pattern`.
+    pub account: String,
+    /// The sum: `Ok(None)` when absent (`check` and `getInfo` only), `Err(SumTooLarge)` when
+    /// well-formed but beyond what can be stored exactly.
+    pub sum: Result<Option<Amount>, Rejection>,
+    /// QIWI's date of the payment (`pay` only).
+    pub txn_date: Option<TxnDate>,
+    /// Every other parameter (`ccy`, `prv_id`, ...), bounded.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Draft {
+    /// The business rule the request breaks, if any, in the protocol's order: the account
+    /// does not match `account_pattern` (4), the sum is beyond what can be stored (242), below
+    /// `min_sum` (241) or above `max_sum` (242). On `check` and `getInfo` a zero sum is "not
+    /// known yet" (terminals check before cash is in): no limit applies (issue 11 point 4).
+    pub fn breach(&self, rules: &Rules<'_>) -> Option<Rejection> {
+        if !rules.account_pattern.is_match(&self.account) {
+            return Some(Rejection::BadAccount);
+        }
+        match self.sum {
+            Err(r) => Some(r),
+            Ok(Some(s)) if self.command != Command::Pay && s.minor() == 0 => None,
+            Ok(Some(s)) if s < rules.min_sum => Some(Rejection::SumTooSmall),
+            Ok(Some(s)) if rules.max_sum.is_some_and(|max| s > max) => Some(Rejection::SumTooLarge),
+            Ok(_) => None,
+        }
+    }
+
+    /// The valid [`Request`], or the business rule it breaks ([`Draft::breach`]).
+    pub fn judge(self, rules: &Rules<'_>) -> Result<Request, Rejection> {
+        if let Some(r) = self.breach(rules) {
+            return Err(r);
+        }
+        let sum = match self.sum {
+            Ok(Some(s)) if self.command != Command::Pay && s.minor() == 0 => None,
+            other => other?,
+        };
+        Ok(Request {
+            command: self.command,
+            txn_id: self.txn_id,
+            // breach() matched it to the pattern.
+            account: Account::matched(self.account),
+            sum,
+            txn_date: self.txn_date,
+            extra: self.extra,
+        })
+    }
+}
+
+/// Whether `name` is one of the protocol's own parameters (the rest are extras).
+fn is_protocol(name: &str) -> bool {
+    matches!(name, "command" | "txn_id" | "account" | "sum" | "txn_date")
 }
 
 fn bounded(s: &str) -> String {
@@ -440,6 +525,44 @@ mod tests {
     }
 
     #[test]
+    fn a_pay_that_breaks_a_rule_is_read_and_its_breach_named() {
+        let re = anchored_pattern("[0-9]+").unwrap();
+        let rules = Rules {
+            account_pattern: &re,
+            min_sum: Amount::from_minor(20_000),
+            max_sum: Some(Amount::from_minor(5_000)),
+        };
+        let read = |q: &str| {
+            let mut p = Params::default();
+            parse_params(q.as_bytes(), &mut p);
+            p.read()
+        };
+        let pay = "command=pay&txn_id=777&txn_date=20240101120000";
+        // structural faults stay the reader's
+        assert_eq!(
+            read(&format!("{pay}&account=ACC-1&sum=1,00")),
+            Err(Rejection::Malformed("sum is malformed"))
+        );
+        let d = read(&format!("{pay}&account=ACC-1&sum=100.00")).unwrap();
+        assert_eq!(d.account, "ACC-1");
+        assert_eq!(d.sum, Ok(Some(Amount::from_minor(10_000))));
+        assert_eq!(d.breach(&rules), Some(Rejection::BadAccount));
+        let d = read(&format!("{pay}&account=1&sum=100.00")).unwrap();
+        assert_eq!(d.breach(&rules), Some(Rejection::SumTooSmall));
+        let d = read(&format!("{pay}&account=1&sum=100000000000000000000")).unwrap();
+        assert_eq!(d.sum, Err(Rejection::SumTooLarge));
+        assert_eq!(d.clone().judge(&rules), Err(Rejection::SumTooLarge));
+        let loose = Rules {
+            max_sum: None,
+            min_sum: Amount::from_minor(1),
+            ..rules
+        };
+        let d = read(&format!("{pay}&account=1&sum=100.00")).unwrap();
+        assert_eq!(d.breach(&loose), None);
+        assert_eq!(d.judge(&loose).unwrap().account.as_str(), "1");
+    }
+
+    #[test]
     fn sum_limits() {
         let q = "command=check&txn_id=1&account=a&sum=";
         assert_eq!(
@@ -509,6 +632,33 @@ mod tests {
         let mut p = Params::default();
         parse_params(raw, &mut p);
         p.parse(&rules)
+    }
+
+    #[test]
+    fn extras_that_are_not_utf8_are_read_as_windows_1251_and_never_refused() {
+        let r = parse("command=check&txn_id=1&account=a&sum=10&ccy=%C8&%E8%EC%FF=%E2%E0%F1%FF")
+            .unwrap();
+        assert_eq!(r.extra.get("ccy").map(String::as_str), Some("И"));
+        assert_eq!(r.extra.get("имя").map(String::as_str), Some("вася"));
+        // every byte is a character there: nothing is lost
+        let all: Vec<u8> = (0x80..=0xFF).collect();
+        let (text, had_errors) = encoding_rs::WINDOWS_1251.decode_without_bom_handling(&all);
+        assert!(!had_errors);
+        assert_eq!(text.chars().count(), 128);
+        assert_eq!(&*encoding_rs::WINDOWS_1251.encode(&text).0, &all[..]);
+        // the protocol's own parameters stay strict
+        let strict = Err(Rejection::Malformed(
+            "command, txn_id, account, sum or txn_date is not valid UTF-8",
+        ));
+        for q in [
+            "command=pay%C8&txn_id=1&account=a&sum=1&txn_date=20240101120000",
+            "command=pay&txn_id=1%C8&account=a&sum=1&txn_date=20240101120000",
+            "command=pay&txn_id=1&account=a%C8&sum=1&txn_date=20240101120000",
+            "command=pay&txn_id=1&account=a&sum=1%C8&txn_date=20240101120000",
+            "command=pay&txn_id=1&account=a&sum=1&txn_date=20240101120000%C8",
+        ] {
+            assert_eq!(parse(q), strict, "{q}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::Notify;
 
 use super::check::{Checker, Verdict};
-use super::{Amount, Answer, Command, Params, Rejection, Request, ResultCode, Rules};
+use super::{Amount, Answer, Command, Draft, Params, Rejection, Request, ResultCode, Rules};
 use crate::db::http_log::{self, LogEntry};
 use crate::db::transactions::{self, NewPayment, StoreOutcome};
 use crate::db::{self, Db, DbError};
@@ -55,11 +55,13 @@ impl Service<'_> {
             Some(Command::GetInfo) => None,
             _ => params.txn_id().map(str::to_owned),
         };
-        let (answer, logged) = match params.parse(&rules) {
+        // A pay is judged by the business rules only if its txn_id is new: in its writer job.
+        let (answer, logged) = match params.read() {
             Err(rejection) => (reject(rejection, echo), None),
-            Ok(req) => match req.command {
-                Command::Check | Command::GetInfo => (self.check(&req, echo).await, None),
-                Command::Pay => self.pay(req, echo, log.clone()).await,
+            Ok(draft) if draft.command == Command::Pay => self.pay(draft, echo, log.clone()).await,
+            Ok(draft) => match draft.judge(&rules) {
+                Err(rejection) => (reject(rejection, echo), None),
+                Ok(req) => (self.check(&req, echo).await, None),
             },
         };
         if let Some(body) = logged {
@@ -134,7 +136,7 @@ impl Service<'_> {
         }
         let verdict = match self.checker {
             None => Verdict::Valid(Vec::new()),
-            Some(c) => c.check(req.account.as_str()).await,
+            Some(c) => c.check(req.account.as_str(), self.metrics).await,
         };
         match verdict {
             Verdict::Valid(fields) => Answer {
@@ -152,14 +154,26 @@ impl Service<'_> {
 
     /// `pay`: stores the payment and its log row in one job of the writer, so the answer
     /// costs one shared commit, and answers only once that commit is durable. Returns the
-    /// answer and, when the log row was written with it, the rendered answer it holds.
+    /// answer and, when the log row was written with it, the rendered answer it holds. The
+    /// business rules and the maintenance switch refuse only a new `txn_id`; a stored one is
+    /// answered from its row.
     async fn pay(
         &self,
-        req: Request,
+        req: Draft,
         echo: Option<String>,
         log: LogEntry,
     ) -> (Answer, Option<String>) {
-        let (Some(txn_id), Some(sum)) = (req.txn_id, req.sum) else {
+        let refuse_new = req
+            .breach(&self.rules)
+            .or((!self.payments_enabled).then_some(Rejection::Forbidden));
+        let sum = match req.sum {
+            Ok(Some(sum)) => Some(sum),
+            // Beyond what can be stored (242): no stored row has this sum, so a stored
+            // txn_id is a conflict (300) and a new one is refused (breach() says 242).
+            Err(_) => Some(Amount::from_minor(i64::MAX)),
+            Ok(None) => None,
+        };
+        let (Some(txn_id), Some(sum)) = (req.txn_id, sum) else {
             // The parser guarantees both on pay; should it not, no payment is half-stored.
             return (
                 reject(Rejection::Malformed("txn_id or sum is missing"), echo),
@@ -168,7 +182,7 @@ impl Service<'_> {
         };
         let payment = NewPayment {
             code: txn_id.canonical().to_owned(),
-            account: req.account.into_string(),
+            account: req.account,
             sum_minor: sum.minor(),
             txn_date: req
                 .txn_date
@@ -176,8 +190,7 @@ impl Service<'_> {
                 .map_or_else(String::new, |d| d.as_str().to_owned()),
             extra: serde_json::to_string(&req.extra).unwrap_or_else(|_| "{}".into()),
         };
-        let accept_new = self.payments_enabled;
-        let job = pay_job(payment, accept_new, echo.clone(), log);
+        let job = pay_job(payment, refuse_new, echo.clone(), log);
         let started = Instant::now();
         match self.db.writer().write(job).await {
             Ok((answer, body, created)) => {
@@ -197,12 +210,14 @@ impl Service<'_> {
 }
 
 /// The pay's one writer job: store (or find) the payment, build its answer, and write the
-/// request's log row with that answer, all in one commit. Returns the answer, its XML as
-/// logged (rendered once: the log row's text is the HTTP answer's body) and whether a new
-/// payment was created.
+/// request's log row with that answer, all in one commit. `refuse_new` is what to answer if
+/// the `txn_id` is new (a business rule or the maintenance switch refuses it); a stored
+/// `txn_id` is answered from its row whatever it says, decided in the same job as the lookup.
+/// Returns the answer, its XML as logged (rendered once: the log row's text is the HTTP
+/// answer's body) and whether a new payment was created.
 fn pay_job(
     payment: NewPayment,
-    accept_new: bool,
+    refuse_new: Option<Rejection>,
     echo: Option<String>,
     mut log: LogEntry,
 ) -> impl FnOnce(&rusqlite::Connection) -> Result<(Answer, String, bool), DbError> + Send + 'static
@@ -212,12 +227,12 @@ fn pay_job(
         let stored = transactions::store(
             c,
             &payment,
-            accept_new,
+            refuse_new.is_none(),
             &db::format_time(now),
             now.timestamp_millis(),
         )?;
         let created = matches!(stored, StoreOutcome::Created(_));
-        let answer = pay_answer(stored, echo);
+        let answer = pay_answer(stored, refuse_new, echo);
         log.status = 200;
         log.response = answer.render();
         log.result = Some(i32::from(answer.result.code()));
@@ -226,7 +241,7 @@ fn pay_job(
     }
 }
 
-fn pay_answer(stored: StoreOutcome, echo: Option<String>) -> Answer {
+fn pay_answer(stored: StoreOutcome, refuse_new: Option<Rejection>, echo: Option<String>) -> Answer {
     match stored {
         StoreOutcome::Created(s) | StoreOutcome::Repeated(s) => Answer {
             prv_txn: Some(s.id),
@@ -234,7 +249,7 @@ fn pay_answer(stored: StoreOutcome, echo: Option<String>) -> Answer {
             ..Answer::code(ResultCode::Ok, echo)
         },
         StoreOutcome::Conflict(_) => reject(Rejection::Conflict, echo),
-        StoreOutcome::Refused => reject(Rejection::Forbidden, echo),
+        StoreOutcome::Refused => reject(refuse_new.unwrap_or(Rejection::Forbidden), echo),
     }
 }
 

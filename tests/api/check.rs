@@ -87,3 +87,73 @@ async fn without_check_url_every_well_formed_account_is_accepted() {
     assert_eq!(app.check("1", "anything-at-all", "10").await.result(), 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 0);
 }
+
+/// Issue: a check backend answering 3xx, 201 or 204 made every check fail with 5 and nothing
+/// but the request line logged. Only 200 is valid (docs/check-backend.md, "Your answer"); every
+/// other status is now a WARN line naming it (a redirect's Location too, masked) and is counted
+/// in `qiwi_check_backend_answers_total{status}`. The metric is what this test reads: log
+/// capture per test is not reliable while other tests hit the same log lines in parallel
+/// (tracing caches each line's interest process-wide).
+#[tokio::test]
+async fn unexpected_backend_statuses_answer_5_and_are_counted_by_status() {
+    use axum::http::header::LOCATION;
+    use axum::response::IntoResponse;
+    let router = Router::new().route(
+        "/check",
+        get(|Query(q): Query<Vec<(String, String)>>| async move {
+            let account = q.into_iter().find(|(k, _)| k == "account").unwrap().1;
+            match account.as_str() {
+                "moved" => (
+                    StatusCode::FOUND,
+                    [(
+                        LOCATION,
+                        "https://user:pw@shop.example/v2/check?token=s3cret",
+                    )],
+                )
+                    .into_response(),
+                "empty" => StatusCode::NO_CONTENT.into_response(),
+                "created" => (StatusCode::CREATED, r#"{"fields":{"disp1":"x"}}"#).into_response(),
+                "denied" => StatusCode::FORBIDDEN.into_response(),
+                _ => r#"{"fields":{"disp1":"Ivanov"}}"#.into_response(),
+            }
+        }),
+    );
+    let base = spawn_backend(router).await;
+    let app =
+        spawn_app_with(|c| c.check.url = Some(format!("{base}/check").parse().unwrap())).await;
+    let counted = |status: &str| -> f64 {
+        let text = app.state.metrics.render();
+        let series = format!(r#"qiwi_check_backend_answers_total{{status="{status}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+            .unwrap_or(0.0)
+    };
+
+    let ok = app.check("1", "ok", "10").await;
+    assert_eq!((ok.result(), ok.get("field1")), (0, Some("Ivanov")));
+    assert_eq!(counted("200"), 1.0);
+    for (txn, account, status) in [
+        ("2", "moved", "302"),
+        ("3", "empty", "204"),
+        ("4", "created", "201"),
+        ("5", "denied", "403"),
+    ] {
+        let a = app.check(txn, account, "10").await;
+        assert_eq!(a.result(), 5, "{status}: {}", a.raw);
+        assert_eq!(a.get("field1"), None, "{status}");
+        assert_eq!(counted(status), 1.0, "{status}");
+    }
+    // getInfo is judged the same way
+    assert_eq!(app.query("command=getInfo&account=empty").await.result(), 5);
+    assert_eq!(counted("204"), 2.0);
+    // no answer at all is counted as `none`
+    let down =
+        spawn_app_with(|c| c.check.url = Some("http://127.0.0.1:1/check".parse().unwrap())).await;
+    assert_eq!(down.check("6", "ok", "10").await.result(), 1);
+    assert!(
+        down.state
+            .metrics
+            .render()
+            .contains(r#"qiwi_check_backend_answers_total{status="none"} 1"#)
+    );
+}

@@ -263,3 +263,142 @@ async fn a_locked_database_answers_1_never_0_and_recovers() {
     assert_eq!(a.result(), 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
 }
+
+/// Issue: a repeated pay of a stored payment got a fatal code once the operator tightened a
+/// rule. The rules (account pattern, min/max sum, maintenance) only refuse NEW payments; a
+/// stored txn_id is answered from its row, as the README promises for a repeat.
+#[tokio::test]
+async fn a_stored_pay_repeated_after_the_rules_tighten_answers_its_row() {
+    use qiwi_gateway::qiwi::{Amount, anchored_pattern};
+    type Tighten = fn(&mut qiwi_gateway::config::Config);
+    let cases: [(&str, Tighten, u16); 4] = [
+        (
+            "MAX_SUM=50",
+            |c| c.qiwi.max_sum = Some(Amount::from_minor(5_000)),
+            242,
+        ),
+        (
+            "MIN_SUM=200",
+            |c| c.qiwi.min_sum = Amount::from_minor(20_000),
+            241,
+        ),
+        (
+            "ACCOUNT_PATTERN=[0-9]+",
+            |c| c.qiwi.account_pattern = anchored_pattern("[0-9]+").unwrap(),
+            4,
+        ),
+        (
+            "PAYMENTS_ENABLED=false",
+            |c| c.qiwi.payments_enabled = false,
+            7,
+        ),
+    ];
+    for (rule, tighten, refused) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = test_config(&dir);
+        let app = start_in(dir, cfg).await;
+        let first = app.pay("777", "ACC-1", "100.00").await;
+        assert_eq!(first.result(), 0, "{rule}: {}", first.raw);
+        let prv = first.get("prv_txn").unwrap().to_owned();
+        assert_eq!(prv, "1");
+        let dir = app.stop().await;
+        let mut cfg = test_config(&dir);
+        tighten(&mut cfg);
+        let app = start_in(dir, cfg).await;
+
+        let repeat = app.pay("777", "ACC-1", "100.00").await;
+        assert_eq!(
+            (repeat.result(), repeat.get("prv_txn"), repeat.get("sum")),
+            (0, Some(prv.as_str()), Some("100.00")),
+            "{rule}: {}",
+            repeat.raw
+        );
+        // a repeat that differs is still a conflict, whatever the rule says
+        assert_eq!(
+            app.pay("777", "ACC-1", "99.00").await.result(),
+            300,
+            "{rule}"
+        );
+        assert_eq!(
+            app.pay("777", "ACC-2", "100.00").await.result(),
+            300,
+            "{rule}"
+        );
+        // a new payment under the tightened rule is still refused, and so is a check
+        let new = app.pay("778", "ACC-1", "100.00").await;
+        assert_eq!(
+            (new.result(), new.get("prv_txn")),
+            (refused, None),
+            "{rule}"
+        );
+        assert_eq!(app.check("779", "ACC-1", "100.00").await.result(), refused);
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM qiwi_transaction"),
+            1,
+            "{rule}"
+        );
+        // the repeat changed nothing
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM qiwi_transaction WHERE id = 1 AND code = '777' AND account = 'ACC-1' AND sum_minor = 10000"),
+            1
+        );
+    }
+}
+
+/// A sum too large to store, on a stored txn_id, is a conflicting repeat (300); on a new one
+/// the maximum's 242.
+#[tokio::test]
+async fn an_unstorable_sum_is_242_when_new_and_300_on_a_stored_txn_id() {
+    let app = spawn_app().await;
+    assert_eq!(app.pay("1", "a", "1.00").await.result(), 0);
+    let huge = "1000000000000000000";
+    assert_eq!(app.pay("1", "a", huge).await.result(), 300);
+    assert_eq!(app.pay("2", "a", huge).await.result(), 242);
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}
+
+/// Issue: invalid UTF-8 in an EXTRA parameter refused the whole pay (300). Extras are never
+/// refused: what is not UTF-8 is read as windows-1251; the protocol's own parameters stay
+/// strict.
+#[tokio::test]
+async fn extra_parameters_that_are_not_utf8_never_refuse_a_pay() {
+    let app = spawn_app().await;
+    let extra = |code: &str| -> String {
+        app.db()
+            .query_row(
+                "SELECT extra FROM qiwi_transaction WHERE code = ?1",
+                [code],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    // a query string
+    let a = app
+        .query("command=pay&txn_id=501&account=a&sum=10&txn_date=20240101120000&ccy=%C8")
+        .await;
+    assert_eq!(a.result(), 0, "{}", a.raw);
+    assert_eq!(extra("501"), r#"{"ccy":"И"}"#);
+    // a windows-1251 form body: raw bytes and percent-encoded ones, in a name and a value
+    let mut body = b"command=pay&txn_id=502&account=a&sum=10&txn_date=20240101120000&fio=".to_vec();
+    body.extend_from_slice(b"\xC8\xE2\xE0\xED\xEE\xE2&%E8%EC%FF=%C8%E2%E0%ED");
+    let resp = app
+        .client
+        .post(format!("{}/payment", app.base))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=windows-1251",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let a = XmlAnswer::from_response(resp).await;
+    assert_eq!(a.result(), 0, "{}", a.raw);
+    assert_eq!(extra("502"), r#"{"fio":"Иванов","имя":"Иван"}"#);
+    // the protocol's parameters keep their strict rule
+    let a = app
+        .query("command=pay&txn_id=503&account=a%C8&sum=10&txn_date=20240101120000")
+        .await;
+    assert_eq!(a.result(), 300);
+    assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 2);
+}
