@@ -256,7 +256,12 @@ fn busiest(buckets: &[Bucket]) -> Option<&Bucket> {
 
 /// The five charts of the dashboard, from `data` and the backlog now.
 /// Times are in the display time zone `zone` (its name labels them).
-pub fn dashboard_charts(data: &ChartData, pending_now: i64, zone: &str) -> Vec<Chart> {
+pub fn dashboard_charts(
+    data: &ChartData,
+    pending_now: i64,
+    pending_capped: bool,
+    zone: &str,
+) -> Vec<Chart> {
     let mut out = Vec::new();
     let money = |minor: i64| view::money(i128::from(minor));
 
@@ -401,10 +406,17 @@ pub fn dashboard_charts(data: &ChartData, pending_now: i64, zone: &str) -> Vec<C
     // The backlog at the end of each hour.
     let backlog = crate::db::charts::backlog(h, pending_now);
     let peak = backlog.iter().copied().max().unwrap_or(0);
-    let summary = format!(
-        "Undelivered payments now: {pending_now}; at most {peak} at the end of an hour in the last 48 hours; 48 hours ago: {}.",
-        backlog.first().copied().unwrap_or(0)
-    );
+    let summary = if pending_capped {
+        format!(
+            "Undelivered payments now: more than {pending_now}, so each hour's figure is counted back from {pending_now} and is a lower bound; at least {peak} at the end of an hour in the last 48 hours; 48 hours ago: at least {}.",
+            backlog.first().copied().unwrap_or(0)
+        )
+    } else {
+        format!(
+            "Undelivered payments now: {pending_now}; at most {peak} at the end of an hour in the last 48 hours; 48 hours ago: {}.",
+            backlog.first().copied().unwrap_or(0)
+        )
+    };
     out.push(columns(
         format!("Webhook backlog at the end of each hour ({zone})"),
         summary,
@@ -526,7 +538,7 @@ mod tests {
 
     #[test]
     fn each_chart_says_in_words_what_it_draws() {
-        let charts = dashboard_charts(&data(), 3, "UTC");
+        let charts = dashboard_charts(&data(), 3, false, "UTC");
         assert_eq!(charts.len(), 5);
         assert!(
             charts[0]
@@ -575,7 +587,7 @@ mod tests {
 
     #[test]
     fn bars_stay_inside_the_view_box() {
-        for c in dashboard_charts(&data(), 3, "UTC") {
+        for c in dashboard_charts(&data(), 3, false, "UTC") {
             for r in &c.rects {
                 let (y, h): (f64, f64) = (r.y.parse().unwrap(), r.h.parse().unwrap());
                 let (x, w): (f64, f64) = (r.x.parse().unwrap(), r.w.parse().unwrap());
@@ -605,7 +617,7 @@ mod tests {
             days: Vec::new(),
             results: Vec::new(),
         };
-        let charts = dashboard_charts(&empty, 0, "UTC");
+        let charts = dashboard_charts(&empty, 0, false, "UTC");
         assert_eq!(charts[0].summary, "No payments in the last 48 hours.");
         assert_eq!(
             charts[2].summary,

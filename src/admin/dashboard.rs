@@ -54,6 +54,8 @@ pub struct DashboardPage {
     layout: Layout,
     periods: Vec<PeriodView>,
     pending: i64,
+    /// The backlog for people: the count, or "more than 100,000" past what is counted.
+    pending_text: String,
     oldest_pending: Option<String>,
     oldest_pending_age: String,
     failing: i64,
@@ -127,7 +129,8 @@ fn warnings(state: &DashboardState, d: &q::Dashboard) -> Vec<Warning> {
             id: "no-webhook",
             text: format!(
                 "No webhook URL is configured (QIWI_WEBHOOK_URL): payments are stored but not \
-                 forwarded; {} wait.",
+                 forwarded; {}{} wait.",
+                if d.pending_capped { "more than " } else { "" },
                 d.pending
             ),
         });
@@ -169,6 +172,16 @@ pub async fn get(
 
 /// The first local days of the periods: today, the last 7 and the last 30 days (today
 /// included), as days of the display zone.
+/// The backlog card's figure: the count grouped per locale, or "more than 100,000" once the
+/// count stops at [`q::BACKLOG_COUNTED`].
+fn backlog_text(zone: &Fmt, d: &q::Dashboard) -> String {
+    if d.pending_capped {
+        format!("more than {}", zone.count(d.pending))
+    } else {
+        zone.count(d.pending)
+    }
+}
+
 fn period_days(zone: &Fmt, now: chrono::DateTime<Utc>) -> [chrono::NaiveDate; 3] {
     let today = now.with_timezone(&zone.tz).date_naive();
     let back = |n| today.checked_sub_days(Days::new(n)).unwrap_or(today);
@@ -194,7 +207,8 @@ async fn page(state: &DashboardState, session: &Session) -> Result<DashboardPage
             move |c| crate::db::charts::chart_data(c, now, tz)
         })
         .await?;
-    let charts = super::charts::dashboard_charts(&chart_data, d.pending, zone.zone());
+    let charts =
+        super::charts::dashboard_charts(&chart_data, d.pending, d.pending_capped, zone.zone());
     let labels = ["Today", "Last 7 days", "Last 30 days"];
     let periods = labels
         .into_iter()
@@ -219,6 +233,7 @@ async fn page(state: &DashboardState, session: &Session) -> Result<DashboardPage
         layout: Layout::new("Dashboard", session, "dashboard", &zone),
         periods,
         pending: d.pending,
+        pending_text: backlog_text(&zone, &d),
         oldest_pending_age: age(&d.oldest_pending),
         oldest_pending: d.oldest_pending.as_deref().map(|t| zone.time(t)),
         failing: d.failing,
