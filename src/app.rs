@@ -186,9 +186,17 @@ pub async fn start(
              `ulimit -n` or LimitNOFILE=)"
         );
     }
+    let max_connections_per_ip = state.config.server.max_connections_per_ip;
+    let holders = std::sync::Arc::new(crate::http::limits::Holders::new(
+        max_connections_per_ip,
+        max_connections,
+        state.config.server.trusted_proxies.clone(),
+        state.metrics.clone(),
+    ));
     let app = crate::http::limits::ConnectionLimit::new(
         router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
         max_connections,
+        holders,
     );
     let header_timeout = state.config.server.header_timeout;
     let request_timeout = state.config.server.request_timeout;
@@ -250,6 +258,7 @@ pub async fn start(
         %addr,
         scheme,
         max_connections,
+        max_connections_per_ip,
         ?header_timeout,
         ?request_timeout,
         "qiwi-gateway listening; QIWI endpoint is /payment, admin UI is /admin"

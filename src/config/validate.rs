@@ -340,6 +340,7 @@ impl RawConfig {
             header_timeout: secs("http_header_timeout_secs", self.http_header_timeout_secs)?,
             request_timeout: secs("http_request_timeout_secs", self.http_request_timeout_secs)?,
             max_connections: self.http_max_connections,
+            max_connections_per_ip: self.http_max_connections_per_ip,
             shutdown_timeout,
             trusted_proxies,
         };

@@ -1,13 +1,16 @@
 //! What one client can make the server hold: the head size cap (431), the request deadline (a
 //! body that is still arriving when it passes fails to read), 413 on a declared body over the
-//! cap before it is read, the connection limit, and the file-descriptor limit raised at start.
+//! cap before it is read, the connection limit and the per-address cap (both logged and counted
+//! when hit), and the file-descriptor limit raised at start.
 //! The header read timeout and the read buffer that bounds a head's memory are hyper's, set
 //! where the server is built (`app::start`). Every figure is listed in docs/operations.md,
 //! "Limits".
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -17,12 +20,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
+use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::PollSemaphore;
 
 use super::ServerSettings;
+use super::client_ip;
 use crate::http::payment_guard::{self, MAX_BODY, RefusalBudget};
+use crate::ops::metrics::Metrics;
 
 /// Most bytes of a request head (request line and headers, [`head_len`]); a larger head is
 /// answered 431. Real requests carry under 2 KiB.
@@ -186,62 +192,283 @@ pub fn fit_connections(configured: usize, fd_limit: Option<u64>) -> usize {
     }
 }
 
-/// A make-service that serves at most `limit` connections at once: the server accepts the
-/// next connection only once a permit is free (beyond that, connections wait in the kernel's
-/// listen queue and hold no descriptor of ours). The permit lives in the connection's service
-/// and is returned when hyper drops it, that is when the connection closes.
+/// How often at most the log says that a limit was hit: once a minute for each address (the
+/// per-address cap), and once a minute for the connection limit.
+pub const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Who holds the open connections: a count per address block ([`client_ip::group`]: an IPv4
+/// address, an IPv6 address's /64), the per-address cap, and when the log last spoke of a
+/// limit. Only blocks with an open connection (or warned about in the last [`WARN_EVERY`])
+/// are kept, so its memory is bounded by the connection limit.
+#[derive(Debug)]
+pub struct Holders {
+    per_ip: usize,
+    total: usize,
+    exempt: Vec<IpNet>,
+    metrics: Arc<Metrics>,
+    state: Mutex<HoldersState>,
+}
+
+#[derive(Debug, Default)]
+struct HoldersState {
+    open: HashMap<IpAddr, Holder>,
+    total_warned: Option<Instant>,
+    swept: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Holder {
+    open: usize,
+    warned: Option<Instant>,
+}
+
+impl Holders {
+    /// At most `per_ip` connections per address block (0: no cap), `total` the connection
+    /// limit (for the log line). Peers in `exempt` (the trusted proxies, which carry every
+    /// client behind them) are counted but never capped. Refusals and open connections are
+    /// counted in `metrics`.
+    pub fn new(per_ip: usize, total: usize, exempt: Vec<IpNet>, metrics: Arc<Metrics>) -> Holders {
+        Holders {
+            per_ip,
+            total,
+            exempt,
+            metrics,
+            state: Mutex::new(HoldersState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HoldersState> {
+        // A panic while holding the lock leaves counts that are still counts.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a place for a connection from `peer`, or `None` when its block already holds
+    /// the cap (counted, and logged at most once per block and [`WARN_EVERY`]).
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Place> {
+        let block = client_ip::group(peer);
+        let cap = if client_ip::contains(&self.exempt, peer) {
+            0
+        } else {
+            self.per_ip
+        };
+        let taken = self.lock().take(block, cap, Instant::now());
+        match taken {
+            Taken::Admitted => {
+                self.metrics.connection_opened();
+                Some(Place {
+                    holders: self.clone(),
+                    block,
+                })
+            }
+            Taken::Refused { warn } => {
+                self.metrics.connection_limit_hit("per_ip");
+                if warn {
+                    tracing::warn!(
+                        address = %block,
+                        limit = self.per_ip,
+                        "connection closed: this address holds http_max_connections_per_ip \
+                         connections already (said at most once a minute per address)"
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// Notes that every connection slot is taken (counted; logged at most once per
+    /// [`WARN_EVERY`], naming the block that holds most of them).
+    fn full(&self) {
+        self.metrics.connection_limit_hit("total");
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.total_warned.is_some_and(|t| now - t < WARN_EVERY) {
+            return;
+        }
+        state.total_warned = Some(now);
+        let top = state
+            .open
+            .iter()
+            .max_by_key(|(_, h)| h.open)
+            .map(|(ip, h)| (*ip, h.open));
+        drop(state);
+        let (address, held) = top.map_or((None, 0), |(ip, n)| (Some(ip), n));
+        tracing::warn!(
+            limit = self.total,
+            top_address = address.map(tracing::field::display),
+            top_address_connections = held,
+            "connection limit reached: new connections wait in the kernel's queue until one \
+             closes (http_max_connections; said at most once a minute)"
+        );
+    }
+
+    fn release(&self, block: IpAddr) {
+        self.lock().give_back(block);
+        self.metrics.connection_closed();
+    }
+
+    /// How many connections `peer`'s block holds open now.
+    pub fn open(&self, peer: IpAddr) -> usize {
+        self.lock()
+            .open
+            .get(&client_ip::group(peer))
+            .map_or(0, |h| h.open)
+    }
+}
+
+/// What [`HoldersState::take`] decided.
+#[derive(Debug, PartialEq, Eq)]
+enum Taken {
+    Admitted,
+    /// Over the cap; `warn`: the first refusal of this block in [`WARN_EVERY`].
+    Refused {
+        warn: bool,
+    },
+}
+
+impl HoldersState {
+    /// Counts a connection of `block` unless it holds `cap` (0: no cap) already.
+    fn take(&mut self, block: IpAddr, cap: usize, now: Instant) -> Taken {
+        self.sweep(now);
+        let holder = self.open.entry(block).or_default();
+        if cap > 0 && holder.open >= cap {
+            let warn = holder.warned.is_none_or(|t| now - t >= WARN_EVERY);
+            if warn {
+                holder.warned = Some(now);
+            }
+            return Taken::Refused { warn };
+        }
+        holder.open += 1;
+        Taken::Admitted
+    }
+
+    /// Gives back a place of `block`; a block left with none is forgotten, unless it was
+    /// warned about (then [`HoldersState::sweep`] forgets it).
+    fn give_back(&mut self, block: IpAddr) {
+        if let Some(holder) = self.open.get_mut(&block) {
+            holder.open = holder.open.saturating_sub(1);
+            if holder.open == 0 && holder.warned.is_none() {
+                self.open.remove(&block);
+            }
+        }
+    }
+
+    /// Forgets, once a minute, the blocks with no open connection whose warning is over a
+    /// minute old.
+    fn sweep(&mut self, now: Instant) {
+        if self.swept.is_some_and(|t| now - t < WARN_EVERY) {
+            return;
+        }
+        self.swept = Some(now);
+        self.open
+            .retain(|_, h| h.open > 0 || h.warned.is_some_and(|t| now - t < WARN_EVERY));
+    }
+}
+
+/// One connection's place in [`Holders`], given back when it is dropped.
+#[derive(Debug)]
+struct Place {
+    holders: Arc<Holders>,
+    block: IpAddr,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.holders.release(self.block);
+    }
+}
+
+/// A connection closed at once because its address holds the per-address cap.
+#[derive(Debug, thiserror::Error)]
+#[error("this address holds http_max_connections_per_ip connections already")]
+pub struct OverCap;
+
+/// A make-service that serves at most `limit` connections at once, and at most the
+/// per-address cap of [`Holders`] from one address block. Over the limit, the server accepts
+/// the next connection only once a permit is free (beyond that, connections wait in the
+/// kernel's listen queue and hold no descriptor of ours). Over the per-address cap, the
+/// connection is accepted and closed at once, before a byte is read: its make-service call
+/// fails with [`OverCap`], on which axum-server drops the stream. The permit and the place
+/// live in the connection's service and are returned when hyper drops it, that is when the
+/// connection closes.
 pub struct ConnectionLimit<M> {
     inner: M,
     permits: PollSemaphore,
     permit: Option<OwnedSemaphorePermit>,
+    holders: Arc<Holders>,
+    waiting: bool,
 }
 
 impl<M> ConnectionLimit<M> {
-    /// `inner`, serving at most `limit` connections at once.
-    pub fn new(inner: M, limit: usize) -> ConnectionLimit<M> {
+    /// `inner`, serving at most `limit` connections at once, and per address what `holders`
+    /// allows.
+    pub fn new(inner: M, limit: usize, holders: Arc<Holders>) -> ConnectionLimit<M> {
         ConnectionLimit {
             inner,
             permits: PollSemaphore::new(Arc::new(Semaphore::new(limit.max(1)))),
             permit: None,
+            holders,
+            waiting: false,
         }
     }
 }
 
-impl<M, T> tower::Service<T> for ConnectionLimit<M>
+impl<M> tower::Service<SocketAddr> for ConnectionLimit<M>
 where
-    M: tower::Service<T>,
+    M: tower::Service<SocketAddr>,
     M::Future: Send + 'static,
+    M::Response: Send + 'static,
+    M::Error: Into<axum::BoxError>,
 {
     type Response = Limited<M::Response>;
-    type Error = M::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, M::Error>> + Send>>;
+    type Error = axum::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, axum::BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), M::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), axum::BoxError>> {
         if self.permit.is_none() {
             // The semaphore is never closed: `None` cannot happen, and would only mean
             // serving this one connection without a permit.
-            self.permit = ready!(self.permits.poll_acquire(cx));
+            match self.permits.poll_acquire(cx) {
+                Poll::Ready(permit) => {
+                    self.permit = permit;
+                    self.waiting = false;
+                }
+                Poll::Pending => {
+                    if !self.waiting {
+                        self.waiting = true;
+                        self.holders.full();
+                    }
+                    return Poll::Pending;
+                }
+            }
         }
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, target: T) -> Self::Future {
-        let permit = self.permit.take().map(Arc::new);
-        let made = self.inner.call(target);
+    fn call(&mut self, peer: SocketAddr) -> Self::Future {
+        let permit = self.permit.take();
+        let Some(place) = self.holders.admit(peer.ip()) else {
+            // Dropping the permit frees the slot at once; the stream is dropped (closed)
+            // by axum-server on the error.
+            drop(permit);
+            return Box::pin(std::future::ready(Err(OverCap.into())));
+        };
+        let made = self.inner.call(peer);
         Box::pin(async move {
-            made.await.map(|inner| Limited {
+            let inner = made.await.map_err(Into::into)?;
+            Ok(Limited {
                 inner,
-                _permit: permit,
+                _held: Arc::new((permit, place)),
             })
         })
     }
 }
 
-/// A connection's service holding its permit of [`ConnectionLimit`].
+/// A connection's service holding its permit of [`ConnectionLimit`] and its place in
+/// [`Holders`].
 #[derive(Clone)]
 pub struct Limited<S> {
     inner: S,
-    _permit: Option<Arc<OwnedSemaphorePermit>>,
+    _held: Arc<(Option<OwnedSemaphorePermit>, Place)>,
 }
 
 impl<S, R> tower::Service<R> for Limited<S>
@@ -274,6 +501,45 @@ mod tests {
             256 - RESERVED_FDS as usize
         );
         assert_eq!(fit_connections(1024, Some(10)), 1);
+    }
+
+    #[test]
+    fn the_per_address_cap_counts_blocks_warns_once_a_minute_and_forgets_closed_ones() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let mut state = HoldersState::default();
+        let now = Instant::now();
+        let a = client_ip::group(ip("2001:db8:1:2::1"));
+        // Another address of the same /64 is the same block.
+        let a2 = client_ip::group(ip("2001:db8:1:2:ffff::9"));
+        let b = ip("203.0.113.9");
+        assert_eq!(state.take(a, 2, now), Taken::Admitted);
+        assert_eq!(state.take(a2, 2, now), Taken::Admitted);
+        assert_eq!(state.take(a, 2, now), Taken::Refused { warn: true });
+        assert_eq!(state.take(a2, 2, now), Taken::Refused { warn: false });
+        // Another block is not affected; cap 0 admits all.
+        assert_eq!(state.take(b, 2, now), Taken::Admitted);
+        for _ in 0..5 {
+            assert_eq!(state.take(b, 0, now), Taken::Admitted);
+        }
+        assert_eq!(state.open[&b].open, 6);
+        for _ in 0..6 {
+            state.give_back(b);
+        }
+        assert!(
+            !state.open.contains_key(&b),
+            "a block with nothing open is forgotten"
+        );
+        // Within the minute, still once; after it, warned again.
+        let later = now + WARN_EVERY - Duration::from_secs(1);
+        assert_eq!(state.take(a, 2, later), Taken::Refused { warn: false });
+        let later = now + WARN_EVERY;
+        assert_eq!(state.take(a, 2, later), Taken::Refused { warn: true });
+        // Closed and warned: kept until a sweep a minute after the warning.
+        state.give_back(a);
+        state.give_back(a);
+        assert!(state.open.contains_key(&a));
+        state.sweep(later + WARN_EVERY);
+        assert!(state.open.is_empty(), "{:?}", state.open);
     }
 
     #[tokio::test]

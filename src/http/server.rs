@@ -30,6 +30,11 @@ pub struct ServerSettings {
     /// Connections served at once; more wait in the kernel's listen queue
     /// (`http_max_connections`).
     pub max_connections: usize,
+    /// Connections one address (an IPv6 address's /64) may hold open at once; more are closed
+    /// as soon as they are accepted. 0 = no cap. Trusted proxies are not capped: every client
+    /// behind one shares its address (`http_max_connections_per_ip`; docs/operations.md,
+    /// "Limits").
+    pub max_connections_per_ip: usize,
     /// Longest wait for in-flight requests after SIGTERM (`shutdown_timeout_secs`).
     pub shutdown_timeout: Duration,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`trusted_proxies`; see

@@ -41,6 +41,12 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    /// `per_ip` or `total`.
+    limit: &'static str,
+}
+
 /// Every metric the gateway exposes.
 #[derive(Debug)]
 pub struct Metrics {
@@ -54,6 +60,8 @@ pub struct Metrics {
     backlog: Gauge,
     backlog_oldest_age: Gauge<f64, AtomicU64>,
     tls_expiry: Family<SourceLabels, Gauge>,
+    connection_limit_hits: Family<LimitLabels, Counter>,
+    connections_open: Gauge,
 }
 
 impl Default for Metrics {
@@ -122,8 +130,25 @@ impl Metrics {
              source (file or acme); absent when the gateway serves plain HTTP",
             tls_expiry.clone(),
         );
+        let connection_limit_hits = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "qiwi_connection_limit_hits",
+            "Connection limits hit: per_ip, a connection closed at once because its address \
+             (IPv6: its /64) held http_max_connections_per_ip; total, the server stopped \
+             accepting because http_max_connections were open (later connections wait in the \
+             kernel's queue)",
+            connection_limit_hits.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register(
+            "qiwi_connections_open",
+            "HTTP connections open now",
+            connections_open.clone(),
+        );
         Metrics {
             registry,
+            connection_limit_hits,
+            connections_open,
             tls_expiry,
             requests,
             payments,
@@ -191,6 +216,24 @@ impl Metrics {
         self.tls_expiry
             .get_or_create(&SourceLabels { source })
             .set(seconds_left);
+    }
+
+    /// Counts one hit of a connection limit: `limit` is `per_ip` (a connection closed at the
+    /// per-address cap) or `total` (all connection slots taken).
+    pub fn connection_limit_hit(&self, limit: &'static str) {
+        self.connection_limit_hits
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    /// Counts a connection accepted and served.
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    /// Counts a served connection closed.
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
     }
 
     /// The metrics in the OpenMetrics text format Prometheus scrapes.

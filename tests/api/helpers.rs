@@ -27,6 +27,9 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
     let mut config = Config::default();
     config.server.listen_addr = "127.0.0.1:0".parse().unwrap();
     config.ops.database_path = dir.path().join("qiwi.db");
+    // Tests drive hundreds of concurrent connections from 127.0.0.1; the per-address cap is
+    // tested where a test sets it (tests/api/limits.rs).
+    config.server.max_connections_per_ip = 0;
     config
 }
 

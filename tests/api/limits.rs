@@ -1,7 +1,8 @@
 //! Issue 19: what an outsider can make the gateway write, hold or wait for, measured through
 //! real HTTP against the real router: refused requests are decided from the head and stored
 //! bounded; slow clients are cut; a declared over-size body is answered 413 at once; the
-//! connection limit holds.
+//! connection limit holds, and one address cannot take every connection (the per-address cap);
+//! both limits are counted when hit.
 
 use std::time::Duration;
 
@@ -260,6 +261,13 @@ async fn connections_over_the_limit_wait_until_one_closes() {
         .send()
         .await;
     assert!(third.is_err(), "served beyond the limit: {third:?}");
+    // The limit being hit is counted (once while it lasts).
+    metric_reaches(
+        &app,
+        r#"qiwi_connection_limit_hits_total{limit="total"}"#,
+        1,
+    )
+    .await;
     // ...and is once one of them closes.
     drop(held);
     let fourth = tokio::time::timeout(
@@ -418,7 +426,15 @@ async fn login_burst(
 async fn concurrent_wrong_logins_get_at_most_the_limit_and_memory_stays_bounded() {
     use qiwi_gateway::admin::limiter::{GLOBAL_FAILURES, LIMIT_FAILURES};
     let dir = tempfile::tempdir().unwrap();
-    let gw = Binary::start(dir.path(), &[("ADMIN_PASSWORD", "the-right-password-1")]);
+    // 300 concurrent connections from one address: the login limiter is what is measured,
+    // not the per-address connection cap.
+    let gw = Binary::start(
+        dir.path(),
+        &[
+            ("ADMIN_PASSWORD", "the-right-password-1"),
+            ("HTTP_MAX_CONNECTIONS_PER_IP", "0"),
+        ],
+    );
     let rss_before = gw.status_kb("VmHWM:");
 
     // One address.
@@ -637,4 +653,108 @@ async fn heads_up_to_32_kib_are_served_and_larger_ones_431_even_in_one_read() {
     let answer = send_head(app.addr, &head_of(cap, pay)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(app.count("SELECT COUNT(*) FROM qiwi_transaction"), 1);
+}
+
+/// The value of the sample `name` (with its labels) in the gateway's metrics, 0 when absent.
+fn metric(app: &TestApp, name: &str) -> u64 {
+    let text = app.state.metrics.render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Polls until `metric(app, name)` is `want`; panics after [`PATIENCE`].
+async fn metric_reaches(app: &TestApp, name: &str, want: u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(app, name) != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} stayed at {} (wanted {want})",
+            metric(app, name)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A connection from the local address `from` (any 127.x.y.z works on Linux loopback).
+async fn connect_from(from: &str, to: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Sends a `GET /healthz` on `s` and returns what comes back until the server closes the
+/// connection or has answered (empty when it closed without answering); panics after
+/// [`PATIENCE`].
+async fn healthz_on(s: &mut TcpStream) -> String {
+    // The server may have closed the connection already: a failed write is an answer too.
+    let _ = s
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
+        .await
+        .expect("neither answered nor closed")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+const OPEN: &str = "qiwi_connections_open";
+const PER_IP_HITS: &str = r#"qiwi_connection_limit_hits_total{limit="per_ip"}"#;
+
+#[tokio::test]
+async fn one_address_over_its_cap_is_closed_while_another_is_served() {
+    let app = spawn_app_with(|c| {
+        c.server.max_connections_per_ip = 3;
+        // The held connections send nothing: they must outlast the test.
+        c.server.header_timeout = Duration::from_secs(600);
+    })
+    .await;
+    // Three idle half-open connections from 127.0.0.1: the cap.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from("127.0.0.1", app.addr).await);
+    }
+    metric_reaches(&app, OPEN, 3).await;
+    // Two more from the same address are closed without an answer, and counted.
+    for n in 1..=2 {
+        let mut extra = connect_from("127.0.0.1", app.addr).await;
+        assert_eq!(healthz_on(&mut extra).await, "", "served over the cap");
+        metric_reaches(&app, PER_IP_HITS, n).await;
+    }
+    // Another address is served at once...
+    let mut other = connect_from("127.0.0.2", app.addr).await;
+    let answer = healthz_on(&mut other).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // ...and the capped address again once one of its connections closes.
+    drop(held.pop());
+    metric_reaches(&app, OPEN, 3).await;
+    let mut again = connect_from("127.0.0.1", app.addr).await;
+    let answer = healthz_on(&mut again).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(metric(&app, PER_IP_HITS), 2);
+}
+
+#[tokio::test]
+async fn the_per_address_cap_off_or_a_trusted_proxy_admits_every_connection() {
+    for (cap, trusted) in [(0, vec![]), (2, nets(&["127.0.0.1/32"]))] {
+        let app = spawn_app_with(|c| {
+            c.server.max_connections_per_ip = cap;
+            c.server.trusted_proxies = trusted;
+        })
+        .await;
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            let mut s = connect_from("127.0.0.1", app.addr).await;
+            let answer = healthz_on(&mut s).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "cap {cap}: {answer}");
+            held.push(s);
+        }
+        assert_eq!(metric(&app, OPEN), 5);
+        assert_eq!(metric(&app, PER_IP_HITS), 0);
+    }
 }
