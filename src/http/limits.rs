@@ -383,9 +383,10 @@ impl Drop for Place {
 pub struct OverCap;
 
 /// A make-service that serves at most `limit` connections at once, and at most the
-/// per-address cap of [`Holders`] from one address block. Over the limit, the server accepts
-/// the next connection only once a permit is free (beyond that, connections wait in the
-/// kernel's listen queue and hold no descriptor of ours). Over the per-address cap, the
+/// per-address cap of [`Holders`] from one address block. Over the limit, the connection
+/// axum-server has just accepted waits for a free permit before it is served (axum-server
+/// accepts, then asks the make-service to be ready), and the ones after it wait in the
+/// kernel's listen queue, holding no descriptor of ours. Over the per-address cap, the
 /// connection is accepted and closed at once, before a byte is read: its make-service call
 /// fails with [`OverCap`], on which axum-server drops the stream. The permit and the place
 /// live in the connection's service and are returned when hyper drops it, that is when the
