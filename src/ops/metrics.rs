@@ -37,6 +37,12 @@ struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabels {
+    /// `url` or `body`: the request-log field that was cut.
+    field: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -54,6 +60,7 @@ pub struct Metrics {
     backlog: Gauge,
     backlog_oldest_age: Gauge<f64, AtomicU64>,
     tls_expiry: Family<SourceLabels, Gauge>,
+    log_cut: Family<FieldLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -122,7 +129,15 @@ impl Metrics {
              source (file or acme); absent when the gateway serves plain HTTP",
             tls_expiry.clone(),
         );
+        let log_cut = Family::<FieldLabels, Counter>::default();
+        registry.register(
+            "qiwi_http_log_cut",
+            "Request-log fields (url, body) over 4 KiB stored as their first 1 KiB and a marker \
+             with the received length (the request was answered 300 or refused)",
+            log_cut.clone(),
+        );
         Metrics {
+            log_cut,
             registry,
             tls_expiry,
             requests,
@@ -169,6 +184,12 @@ impl Metrics {
         self.check_backend
             .get_or_create(&StatusLabels { status })
             .inc();
+    }
+
+    /// Counts one request-log field (`url` or `body`) stored cut to its head
+    /// (`db::http_log::stored_field`).
+    pub fn log_cut(&self, field: &'static str) {
+        self.log_cut.get_or_create(&FieldLabels { field }).inc();
     }
 
     /// Records how long a database write took to commit.
