@@ -32,6 +32,50 @@ pub struct LogEntry {
     pub result: Option<i32>,
 }
 
+/// Bytes of a request's URL (path and query) or body that `/payment` takes and its log row
+/// keeps whole. Real QIWI requests are under 2 KiB; a request with a longer URL or body is not
+/// QIWI's and is answered 300 (`qiwi::handler`), so every request answered 0 or a business
+/// code is logged whole.
+pub const FIELD_CAP: usize = 4096;
+
+/// Bytes kept of a URL or body over [`FIELD_CAP`]: enough to see what was sent (command,
+/// `txn_id`, the start of the junk), followed by [`cut_marker`].
+pub const CUT_HEAD: usize = 1024;
+
+/// A request's URL or body (`raw`, as received) as its log row keeps it, and whether it was
+/// cut: whole (invalid UTF-8 shown as U+FFFD) when at most [`FIELD_CAP`] bytes, else its first
+/// [`CUT_HEAD`] bytes followed by [`cut_marker`] with the received length.
+pub fn stored_field(raw: &[u8]) -> (String, bool) {
+    if raw.len() <= FIELD_CAP {
+        return (String::from_utf8_lossy(raw).into_owned(), false);
+    }
+    let mut kept = String::from_utf8_lossy(&raw[..CUT_HEAD]).into_owned();
+    kept.push_str(&cut_marker(raw.len() - CUT_HEAD, raw.len()));
+    (kept, true)
+}
+
+/// The text that ends a cut field: `[… 38,012 bytes not stored of 39,036 received]`.
+pub fn cut_marker(not_stored: usize, received: usize) -> String {
+    format!(
+        "[… {} bytes not stored of {} received]",
+        grouped(not_stored),
+        grouped(received)
+    )
+}
+
+/// `n` with a comma between groups of three digits (`38,012`).
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// Inserts one log row and returns its id.
 pub fn insert(conn: &Connection, e: &LogEntry) -> Result<i64, DbError> {
     conn.prepare_cached(
@@ -313,6 +357,31 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    #[test]
+    fn fields_over_the_cap_keep_their_head_and_say_what_was_cut() {
+        let whole = "a".repeat(FIELD_CAP);
+        assert_eq!(stored_field(whole.as_bytes()), (whole.clone(), false));
+        let raw = "b".repeat(39_036);
+        let (kept, cut) = stored_field(raw.as_bytes());
+        assert!(cut);
+        assert_eq!(
+            kept,
+            format!(
+                "{}[… 38,012 bytes not stored of 39,036 received]",
+                "b".repeat(CUT_HEAD)
+            )
+        );
+        // A character split at the cut and invalid UTF-8 never panic.
+        let mut raw = "é".repeat(FIELD_CAP).into_bytes();
+        raw.push(0xFF);
+        let (kept, cut) = stored_field(&raw);
+        assert!(cut && kept.len() < CUT_HEAD + 64, "{}", kept.len());
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1_000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 
     #[test]

@@ -37,6 +37,12 @@ struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabels {
+    /// `url` or `body`: the request-log field that was cut.
+    field: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -62,6 +68,7 @@ pub struct Metrics {
     tls_expiry: Family<SourceLabels, Gauge>,
     connection_limit_hits: Family<LimitLabels, Counter>,
     connections_open: Gauge,
+    log_cut: Family<FieldLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -145,7 +152,15 @@ impl Metrics {
             "HTTP connections open now",
             connections_open.clone(),
         );
+        let log_cut = Family::<FieldLabels, Counter>::default();
+        registry.register(
+            "qiwi_http_log_cut",
+            "Request-log fields (url, body) over 4 KiB stored as their first 1 KiB and a marker \
+             with the received length (the request was answered 300 or refused)",
+            log_cut.clone(),
+        );
         Metrics {
+            log_cut,
             registry,
             connection_limit_hits,
             connections_open,
@@ -194,6 +209,12 @@ impl Metrics {
         self.check_backend
             .get_or_create(&StatusLabels { status })
             .inc();
+    }
+
+    /// Counts one request-log field (`url` or `body`) stored cut to its head
+    /// (`db::http_log::stored_field`).
+    pub fn log_cut(&self, field: &'static str) {
+        self.log_cut.get_or_create(&FieldLabels { field }).inc();
     }
 
     /// Records how long a database write took to commit.

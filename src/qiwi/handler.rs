@@ -1,6 +1,8 @@
 //! `/payment` (and `/payment/`): a thin handler. It extracts what arrived, refuses what never
 //! reaches the protocol (405, 413, 400; 403 and 401 come from `http::payment_guard`), and hands the parameters to
-//! [`Service`]; every request is logged in `qiwi_http_log`, whatever its outcome. A
+//! [`Service`]; every request is logged in `qiwi_http_log`, whatever its outcome (a URL or
+//! body over `db::http_log::FIELD_CAP` is answered 300 and logged as its head, its length
+//! and a marker: `db::http_log::stored_field`). A
 //! `tracing` span per request carries `command` and `txn_id`.
 
 use std::net::SocketAddr;
@@ -19,7 +21,8 @@ use super::Settings;
 use super::check::Checker;
 use super::service::{Served, Service};
 use super::{Params, parse_params};
-use crate::db::{self, Db, http_log::LogEntry};
+use crate::db::http_log::{LogEntry, stored_field};
+use crate::db::{self, Db};
 use crate::http::request_log::PaymentInfo;
 use crate::http::{ServerSettings, client_ip};
 use crate::ops::Metrics;
@@ -82,12 +85,18 @@ async fn handle(state: QiwiState, peer: SocketAddr, req: HttpRequest) -> Respons
     };
     let (parts, body) = req.into_parts();
     let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.server.trusted_proxies);
+    let raw_url = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+    // A URL or body over FIELD_CAP is no QIWI request: its row keeps the head and says so.
+    let (url, url_cut) = stored_field(raw_url.as_bytes());
+    if url_cut {
+        state.metrics.log_cut("url");
+    }
     let log = LogEntry {
         ip: ip.to_string(),
-        url: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        url,
         method: parts.method.to_string(),
         headers: crate::http::headers_json(&parts.headers),
         created_at: db::now_text(),
@@ -108,10 +117,11 @@ async fn handle(state: QiwiState, peer: SocketAddr, req: HttpRequest) -> Respons
             return refused(&service, log, status, text).await;
         }
     };
-    let log = LogEntry {
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-        ..log
-    };
+    let (body, body_cut) = stored_field(&bytes);
+    if body_cut {
+        state.metrics.log_cut("body");
+    }
+    let log = LogEntry { body, ..log };
     if parts.method != Method::GET && parts.method != Method::POST {
         return refused(
             &service,
@@ -130,11 +140,18 @@ async fn handle(state: QiwiState, peer: SocketAddr, req: HttpRequest) -> Respons
             params.refuse_body();
         }
     }
+    let oversized = url_cut || body_cut;
+    if oversized {
+        params.refuse_oversized();
+    }
     let span = tracing::Span::current();
     if let Some(c) = params.command() {
         span.record("command", c.as_str());
     }
-    let log_txn_id = params.log_txn_id();
+    // An oversized request's txn_id is junk too: the log files it under a bounded prefix.
+    let log_txn_id = params
+        .log_txn_id()
+        .map(|t| if oversized { bounded(&t).to_owned() } else { t });
     if let Some(t) = &log_txn_id {
         span.record("txn_id", bounded(t));
     }

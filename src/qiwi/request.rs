@@ -8,9 +8,10 @@ use regex::Regex;
 
 use super::{Account, Amount, AmountError, Rejection, TxnId};
 
-/// Most extra parameters kept with a transaction; beyond that they are only in the request log.
+/// Most extra parameters a `pay` may carry (all kept with its transaction; more: 300). On
+/// `check` and `getInfo` the rest are only in the request log.
 const MAX_EXTRAS: usize = 32;
-/// Longest extra parameter name or value kept (in characters).
+/// Longest extra parameter name or value a `pay` may carry (in characters; longer: 300).
 const MAX_EXTRA_LEN: usize = 256;
 
 /// The protocol command.
@@ -109,6 +110,8 @@ pub struct Params {
     invalid_utf8: bool,
     /// Set when a body came with a content type other than a form.
     unsupported_body: bool,
+    /// Set when the URL or the body was over what a QIWI request carries.
+    oversized: bool,
 }
 
 /// Decodes `application/x-www-form-urlencoded` text (a query string or a form body).
@@ -178,6 +181,13 @@ impl Params {
         self.unsupported_body = true;
     }
 
+    /// Marks the request as larger than any QIWI request (its URL or body over
+    /// `db::http_log::FIELD_CAP`): it is answered 300 before anything else is judged, so no
+    /// request whose log row was cut is ever answered 0 or a business code.
+    pub fn refuse_oversized(&mut self) {
+        self.oversized = true;
+    }
+
     /// The `txn_id` the request's log row is filed under: the canonical number when it is
     /// one (so the transaction page finds every request of its payment), else as received.
     pub fn log_txn_id(&self) -> Option<String> {
@@ -205,6 +215,9 @@ impl Params {
     /// a form, invalid UTF-8 in a protocol parameter). The business rules are
     /// [`Draft::breach`]'s: a `pay` is judged by them only when its `txn_id` is new.
     pub fn read(&self) -> Result<Draft, Rejection> {
+        if self.oversized {
+            return Err(Rejection::Malformed("request too large"));
+        }
         if self.unsupported_body {
             return Err(Rejection::Malformed("unsupported content type"));
         }
@@ -246,10 +259,20 @@ impl Params {
             (Command::Pay, Some(d)) => Some(TxnDate::parse(d)?),
             _ => None,
         };
-        let extra = self
-            .pairs
-            .iter()
-            .filter(|(k, _)| !is_protocol(k))
+        let extras = || self.pairs.iter().filter(|(k, _)| !is_protocol(k));
+        // A stored payment keeps its extra parameters whole: a pay carrying more than it can
+        // keep is refused (300), never stored with a part of them.
+        if command == Command::Pay
+            && (extras().count() > MAX_EXTRAS
+                || extras().any(|(k, v)| {
+                    k.chars().count() > MAX_EXTRA_LEN || v.chars().count() > MAX_EXTRA_LEN
+                }))
+        {
+            return Err(Rejection::Malformed(
+                "more than 32 extra parameters, or one over 256 characters",
+            ));
+        }
+        let extra = extras()
             .take(MAX_EXTRAS)
             .map(|(k, v)| (bounded(k), bounded(v)))
             .collect();
@@ -586,6 +609,34 @@ mod tests {
         let r = parse(&q).unwrap();
         assert_eq!(r.extra.len(), MAX_EXTRAS);
         assert!(r.extra.values().all(|v| v.chars().count() == MAX_EXTRA_LEN));
+    }
+
+    /// A pay keeps every extra parameter or is refused: never stored with a part of them.
+    #[test]
+    fn a_pay_carrying_more_extras_than_it_keeps_is_refused() {
+        let pay = "command=pay&txn_id=1&account=a&sum=1&txn_date=20240101120000";
+        let within: String = (0..MAX_EXTRAS)
+            .map(|i| format!("&k{i}={}", "v".repeat(MAX_EXTRA_LEN)))
+            .collect();
+        let r = parse(&format!("{pay}{within}")).unwrap();
+        assert_eq!(r.extra.len(), MAX_EXTRAS);
+        assert!(r.extra.values().all(|v| v.len() == MAX_EXTRA_LEN));
+        for over in [
+            format!("{within}&one=more"),
+            format!("&long={}", "v".repeat(MAX_EXTRA_LEN + 1)),
+            format!("&{}=v", "k".repeat(MAX_EXTRA_LEN + 1)),
+        ] {
+            assert_eq!(
+                parse(&format!("{pay}{over}")),
+                Err(Rejection::Malformed(
+                    "more than 32 extra parameters, or one over 256 characters"
+                ))
+            );
+        }
+        let mut p = Params::default();
+        parse_params(pay.as_bytes(), &mut p);
+        p.refuse_oversized();
+        assert_eq!(p.read(), Err(Rejection::Malformed("request too large")));
     }
 
     proptest::proptest! {

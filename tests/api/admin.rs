@@ -1848,3 +1848,23 @@ async fn a_backlog_past_what_is_counted_shows_as_more_than_the_bound() {
     let (_, html) = admin.get(&app, "/admin").await;
     assert!(html.contains(r#"<div class="card-value">99,999</div>"#));
 }
+
+/// A request logged cut shows its marker, with the received length, on its admin page.
+#[tokio::test]
+async fn a_cut_request_shows_its_marker_on_the_log_page() {
+    let app = spawn_app_with(with_password).await;
+    let junk = "j".repeat(20_000);
+    let r = app
+        .post_payment(&format!("command=check&txn_id=9&account=a&junk={junk}"))
+        .await;
+    assert_eq!(XmlAnswer::from_response(r).await.result(), 300);
+    let id: i64 = app.count("SELECT id FROM qiwi_http_log");
+    let admin = login(&app).await;
+    let (status, html) = admin.get(&app, &format!("/admin/log/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("[… 19,014 bytes not stored of 20,038 received]"),
+        "{html}"
+    );
+    assert!(!html.contains(&junk[..2048]));
+}
