@@ -178,6 +178,13 @@ fn init_logs(format: LogFormat, serving: bool) {
     }
 }
 
+/// The names of this process's environment variables (those that are valid UTF-8).
+fn env_names() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect()
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let file = config::file_path(cli.config.as_deref());
     let command = cli.command.unwrap_or(Cmd::Serve);
@@ -188,6 +195,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             "{}",
             ops::cli::render_settings(file.as_deref(), &settings, &checks)
         );
+        for (name, key) in config::misspelled_env(&env_names()) {
+            println!("# {name} is set but is not a setting (ignored): did you mean {key}?");
+        }
         if let Some(failed) = checks.iter().find(|c| c.problem.is_some()) {
             anyhow::bail!(
                 "{}: {}",
@@ -213,6 +223,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ));
     }
     init_logs(cfg.ops.log_format, matches!(command, Cmd::Serve));
+    for (name, key) in config::misspelled_env(&env_names()) {
+        tracing::warn!(
+            variable = %name,
+            "{name} is set but is not a setting (ignored): did you mean {key}?"
+        );
+    }
     match command {
         Cmd::Serve => serve(cfg),
         Cmd::Migrate => {

@@ -142,10 +142,17 @@ fn check_config_prints_values_with_their_source_and_masks_secrets() {
         &[
             ("METRICS_TOKEN", "tok-secret"),
             ("LOG_RETENTION_DAYS", "30"),
+            ("MAX_SUMM", "5"),
         ],
     );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // A misspelled variable is read by nothing: check-config says so and names the key.
+    assert!(
+        stdout.contains("# MAX_SUMM is set but is not a setting (ignored): did you mean MAX_SUM?"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("# METRICS_TOKEN is set"));
     let line = |key: &str| {
         stdout
             .lines()

@@ -192,6 +192,33 @@ fn origin_of(md: Option<&Metadata>, key: &str) -> String {
     }
 }
 
+/// Environment variables that look like a misspelled key's variable and are not one: pairs of
+/// (the name set, the key's variable it is closest to). A name within Levenshtein distance 1
+/// of a key's variable counts, or 2 for names of 10 characters or more; names under 6
+/// characters never do (`HOME`, `TERM`, `TZ`). The gateway reads only exact names, so without
+/// this `MAX_SUMM=5` would be ignored silently (a file's unknown key stops the start instead).
+pub fn misspelled_env<S: AsRef<str>>(names: &[S]) -> Vec<(String, String)> {
+    let known: Vec<String> = KEYS.iter().map(|k| k.to_ascii_uppercase()).collect();
+    let mut found = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        if name.len() < 6 || known.iter().any(|k| k == name) {
+            continue;
+        }
+        let most = if name.len() >= 10 { 2 } else { 1 };
+        let closest = known
+            .iter()
+            .map(|k| (strsim::levenshtein(name, k), k))
+            .filter(|(d, _)| *d <= most)
+            .min_by_key(|(d, _)| *d);
+        if let Some((_, key)) = closest {
+            found.push((name.to_owned(), key.clone()));
+        }
+    }
+    found.sort();
+    found
+}
+
 /// Loads and validates the configuration. A file named explicitly must exist.
 pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
     if let Some(path) = file

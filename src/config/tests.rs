@@ -682,3 +682,41 @@ fn settings_that_can_never_work_are_refused_in_one_line() {
         Ok(())
     });
 }
+
+#[test]
+fn a_misspelled_environment_variable_is_named_with_the_key_it_resembles() {
+    let set = [
+        "MAX_SUMM",             // one letter too many
+        "WEBHOK_SECRET",        // one letter missing
+        "QIWI_WEBHOOK_ULR",     // two letters swapped: distance 2, a long name
+        "HTTP_AUTH_USERNAM",    // long name, one letter missing
+        "PGHOST",               // libpq's spelling of the original's PG_HOST
+        "MAX_SUM",              // a key: fine
+        "HTTP_MAX_CONNECTIONS", // a key: fine, though close to another key
+        "HTTP_PROXY",           // reqwest's, not ours
+        "HTTPS_PROXY",
+        "SSL_CERT_FILE",
+        "RUST_LOG",
+        "HOME",
+        "PATH",
+        "HOSTNAME",
+        "TZ",
+        "LOG_FORMATS_DIR", // distance 5: unrelated
+    ];
+    assert_eq!(
+        misspelled_env(&set),
+        vec![
+            (
+                "HTTP_AUTH_USERNAM".to_owned(),
+                "HTTP_AUTH_USERNAME".to_owned()
+            ),
+            ("MAX_SUMM".to_owned(), "MAX_SUM".to_owned()),
+            ("PGHOST".to_owned(), "PG_HOST".to_owned()),
+            ("QIWI_WEBHOOK_ULR".to_owned(), "QIWI_WEBHOOK_URL".to_owned()),
+            ("WEBHOK_SECRET".to_owned(), "WEBHOOK_SECRET".to_owned()),
+        ]
+    );
+    // Every key's own variable is never reported.
+    let all: Vec<String> = KEYS.iter().map(|k| k.to_ascii_uppercase()).collect();
+    assert!(misspelled_env(&all).is_empty());
+}
