@@ -720,3 +720,24 @@ fn a_misspelled_environment_variable_is_named_with_the_key_it_resembles() {
     let all: Vec<String> = KEYS.iter().map(|k| k.to_ascii_uppercase()).collect();
     assert!(misspelled_env(&all).is_empty());
 }
+
+#[test]
+fn a_metrics_token_no_scraper_could_send_is_refused_without_printing_it() {
+    for token in ["tok secret", " toksecret", "toksecret\r", "tok\tsecret"] {
+        let m = error_of(move |j| {
+            j.set_env("METRICS_TOKEN", token);
+            Ok(None)
+        });
+        assert!(
+            m.contains("invalid `metrics_token` (env METRICS_TOKEN)") && m.contains("RFC 6750"),
+            "{token:?}: {m}"
+        );
+        assert!(!m.contains("secret"), "the token is printed: {m}");
+        assert_eq!(m.lines().count(), 1, "{m}");
+    }
+    Jail::expect_with(|j| {
+        j.set_env("METRICS_TOKEN", "abc-DEF_123.~+/=");
+        assert!(load(None).unwrap().ops.metrics_token.is_some());
+        Ok(())
+    });
+}

@@ -361,9 +361,22 @@ impl RawConfig {
             reconcile_columns,
             reconcile_max_upload,
         };
+        let metrics_token = nonempty(self.metrics_token);
+        if metrics_token
+            .as_deref()
+            .is_some_and(|t| t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            // The token itself is never printed.
+            return Err(invalid(
+                "metrics_token",
+                "contains a space or a control character: a Bearer token cannot (RFC 6750 \
+                 section 2.1, b64token), so no scraper could send it; remove it"
+                    .into(),
+            ));
+        }
         let ops = crate::ops::Settings {
             database_path: PathBuf::from(self.database_path.0),
-            metrics_token: nonempty(self.metrics_token).map(Secret),
+            metrics_token: metrics_token.map(Secret),
             readiness_max_backlog_age,
             log_retention,
             log_format,
