@@ -118,6 +118,18 @@ pub async fn start(
             "HTTP_AUTH_USERNAME/HTTP_AUTH_PASSWORD are not set: /payment is OPEN to anyone \
              who can reach it. Set them before giving the URL to QIWI."
         );
+    } else if state
+        .config
+        .qiwi
+        .http_auth
+        .as_ref()
+        .is_some_and(|a| a.password.0 == crate::http::EXAMPLE_PASSWORD)
+    {
+        tracing::warn!(
+            "HTTP_AUTH_PASSWORD is still gateway.env.example's placeholder: anyone who has \
+             read the example knows it. Set a long random password before giving the URL to \
+             QIWI."
+        );
     }
     if state.config.ops.db_checkpoint == Checkpointing::External {
         // Litestream (or another tool) checkpoints: the gateway's own would race it.

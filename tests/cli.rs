@@ -1366,3 +1366,32 @@ fn the_readme_and_docs_webhooks_give_one_verify_recipe_with_a_timestamp_toleranc
     );
     assert!(text.contains("command=pay&txn_id=1234567&txn_date="));
 }
+
+/// gateway.env.example's placeholder HTTP_AUTH_PASSWORD, left in place, is warned about at
+/// start (everyone who read the example knows it); a password of one's own is not.
+#[test]
+fn the_example_password_left_in_place_is_warned_about_at_start() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.env.example"))
+            .unwrap();
+    let placeholder = example
+        .lines()
+        .find_map(|l| l.strip_prefix("HTTP_AUTH_PASSWORD="))
+        .expect("gateway.env.example sets HTTP_AUTH_PASSWORD")
+        .to_owned();
+    let warned = |password: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Gateway::start(
+            dir.path(),
+            &[
+                ("HTTP_AUTH_USERNAME", "qiwi"),
+                ("HTTP_AUTH_PASSWORD", password),
+            ],
+        );
+        let logs = g.logs.lock().unwrap().clone();
+        logs.iter()
+            .any(|l| l.contains("HTTP_AUTH_PASSWORD is still gateway.env.example's placeholder"))
+    };
+    assert!(warned(&placeholder));
+    assert!(!warned("a-long-random-password-of-our-own"));
+}

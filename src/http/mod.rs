@@ -1,6 +1,10 @@
 //! Shared inbound HTTP pieces: Basic auth, how request headers are recorded, who the client
 //! is, the layers. Outbound calls have their own module, [`crate::outbound`].
 
+/// The placeholder `HTTP_AUTH_PASSWORD` of `gateway.env.example`: the gateway warns at start
+/// while it is still in use (everyone who read the example knows it).
+pub const EXAMPLE_PASSWORD: &str = "change-me-to-a-long-random-password";
+
 pub mod client_ip;
 pub mod limits;
 pub mod payment_guard;
