@@ -121,12 +121,10 @@ async fn unexpected_backend_statuses_answer_5_and_are_counted_by_status() {
     let base = spawn_backend(router).await;
     let app =
         spawn_app_with(|c| c.check.url = Some(format!("{base}/check").parse().unwrap())).await;
-    let counted = |status: &str| -> f64 {
-        let text = app.state.metrics.render();
-        let series = format!(r#"qiwi_check_backend_answers_total{{status="{status}"}} "#);
-        text.lines()
-            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
-            .unwrap_or(0.0)
+    let counted = |status: &str| {
+        app.metric(&format!(
+            r#"qiwi_check_backend_answers_total{{status="{status}"}}"#
+        ))
     };
 
     let ok = app.check("1", "ok", "10").await;

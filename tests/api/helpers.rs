@@ -128,6 +128,23 @@ impl TestApp {
         self.db().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    /// The value of one Prometheus sample, `name{labels}` exactly as `/metrics` writes it,
+    /// from the gateway's own registry; 0 when it has no sample yet.
+    pub fn metric(&self, sample: &str) -> f64 {
+        self.state
+            .metrics
+            .render()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {

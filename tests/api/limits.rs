@@ -665,10 +665,7 @@ async fn heads_up_to_32_kib_are_served_and_larger_ones_431_even_in_one_read() {
 
 /// The value of the sample `name` (with its labels) in the gateway's metrics, 0 when absent.
 fn metric(app: &TestApp, name: &str) -> u64 {
-    let text = app.state.metrics.render();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    app.metric(name) as u64
 }
 
 /// Polls until `metric(app, name)` is `want`; panics after [`PATIENCE`].
