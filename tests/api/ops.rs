@@ -399,6 +399,26 @@ async fn housekeeping_runs_in_the_background_and_keeps_everything_when_retention
 }
 
 /// A self-signed certificate for localhost and 127.0.0.1, as PEM (certificate, key).
+/// A gateway serving HTTPS from `cert.pem` and `key.pem` in `dir`, a fresh self-signed pair
+/// watched every 50 ms: the app, the two paths and the certificate's PEM.
+async fn spawn_tls_app(
+    dir: &std::path::Path,
+) -> (TestApp, std::path::PathBuf, std::path::PathBuf, String) {
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let (cert, key) = self_signed();
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let app = spawn_app_with(|c| {
+        c.server.tls = Some(qiwi_gateway::config::TlsFiles {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+        });
+        c.ops.timings.tls_watch = std::time::Duration::from_millis(50);
+    })
+    .await;
+    (app, cert_path, key_path, cert)
+}
+
 fn self_signed() -> (String, String) {
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
@@ -417,18 +437,7 @@ fn client_trusting(cert_pem: &str) -> reqwest::Client {
 #[tokio::test]
 async fn built_in_tls_serves_https_and_reloads_a_changed_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let (cert_a, key_a) = self_signed();
-    std::fs::write(&cert_path, &cert_a).unwrap();
-    std::fs::write(&key_path, &key_a).unwrap();
-    let app = spawn_app_with(|c| {
-        c.server.tls = Some(qiwi_gateway::config::TlsFiles {
-            cert: cert_path.clone(),
-            key: key_path.clone(),
-        });
-        c.ops.timings.tls_watch = std::time::Duration::from_millis(50);
-    })
-    .await;
+    let (app, cert_path, key_path, cert_a) = spawn_tls_app(dir.path()).await;
     let url = format!(
         "https://localhost:{}/payment?command=check&txn_id=1&account=a&sum=1",
         app.addr.port()
@@ -526,18 +535,7 @@ async fn alpn_get_healthz(port: u16, cert_pem: &str, offer: &[&[u8]]) -> (Option
 async fn https_from_files_offers_only_http_1_1_before_and_after_a_reload() {
     const BROWSER: &[&[u8]] = &[b"h2", b"http/1.1"];
     let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let (cert_a, key_a) = self_signed();
-    std::fs::write(&cert_path, &cert_a).unwrap();
-    std::fs::write(&key_path, &key_a).unwrap();
-    let app = spawn_app_with(|c| {
-        c.server.tls = Some(qiwi_gateway::config::TlsFiles {
-            cert: cert_path.clone(),
-            key: key_path.clone(),
-        });
-        c.ops.timings.tls_watch = std::time::Duration::from_millis(50);
-    })
-    .await;
+    let (app, cert_path, key_path, cert_a) = spawn_tls_app(dir.path()).await;
     let port = app.addr.port();
     let url = format!("https://localhost:{port}/healthz");
     assert_eq!(
@@ -583,18 +581,7 @@ async fn a_broken_renewal_keeps_the_previous_certificate() {
     let logs = Logs::default();
     let _guard = logs.capture();
     let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let (cert_a, key_a) = self_signed();
-    std::fs::write(&cert_path, &cert_a).unwrap();
-    std::fs::write(&key_path, &key_a).unwrap();
-    let app = spawn_app_with(|c| {
-        c.server.tls = Some(qiwi_gateway::config::TlsFiles {
-            cert: cert_path.clone(),
-            key: key_path.clone(),
-        });
-        c.ops.timings.tls_watch = std::time::Duration::from_millis(50);
-    })
-    .await;
+    let (app, cert_path, key_path, cert_a) = spawn_tls_app(dir.path()).await;
     // a key that does not belong to the certificate: the watcher sees it and refuses it
     let (_, other_key) = self_signed();
     std::fs::write(&key_path, other_key).unwrap();
